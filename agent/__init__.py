@@ -1,0 +1,1 @@
+"""The agent: a session to the dispatcher, and task controllers that run assignments."""

@@ -1,0 +1,1 @@
+"""The manager: Raft-replicated store, control API, and leader-only control loops."""
