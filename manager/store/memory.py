@@ -15,11 +15,11 @@ from typing import Protocol, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from shoal.api import raft_pb2
-from shoal.errors import FailedPrecondition, NameConflict, NotFound, ShoalError, VersionConflict
 from manager.store.events import Action, Event, Watch, WatchHub
 from manager.store.tables import BY_NAME, KINDS, StoreObj, kind_of, obj_name, unwrap, wrap
 from manager.store.view import ReadView
+from shoal.api import raft_pb2
+from shoal.errors import FailedPrecondition, NameConflict, NotFound, ShoalError, VersionConflict
 
 R = TypeVar("R")
 
@@ -122,6 +122,8 @@ class MemoryStore:
     def apply(self, data: bytes) -> ApplyResult:
         """Deterministic: validate the whole transaction, then apply it. Runs on every replica."""
         txn = raft_pb2.StoreTransaction.FromString(data)
+        if not txn.actions:  # a barrier: nothing to apply
+            return None
         with self._lock:
             err = self._check(txn)
             if err is not None:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TypeVar
-
-from shoal.api import Cluster, Network, Node, Service, Task
-from shoal.api.types_pb2 import TaskState
+from typing import Any, TypeVar
 
 from manager.store.tables import KINDS, StoreObj, obj_name
+from shoal.api import Cluster, Network, Node, Service, Task
+from shoal.api.types_pb2 import TaskState
 
 T = TypeVar("T", Node, Service, Task, Network, Cluster)
 Tables = Mapping[str, Mapping[str, StoreObj]]
 
 
-def _copy(obj: T) -> T:
+def _copy(obj: StoreObj) -> Any:
     out = type(obj)()
-    out.CopyFrom(obj)
+    out.CopyFrom(obj)  # type: ignore[arg-type]
     return out
 
 
@@ -33,19 +32,19 @@ class ReadView:
 
     def get(self, cls: type[T], obj_id: str) -> T | None:
         obj = self._table(cls).get(obj_id)
-        return None if obj is None else _copy(obj)  # type: ignore[arg-type]
+        return None if obj is None else _copy(obj)
 
     def find(self, cls: type[T], where: Callable[[T], bool] | None = None) -> list[T]:
         return [_copy(o) for o in self._values(cls) if where is None or where(o)]  # type: ignore[arg-type]
 
     def count(self, cls: type[T], where: Callable[[T], bool] | None = None) -> int:
-        return sum(1 for o in self._values(cls) if where is None or where(o))  # type: ignore[arg-type]
+        return sum(1 for o in self._values(cls) if where is None or where(o))  # type: ignore[arg-type,misc]
 
     def by_name(self, cls: type[T], name: str) -> T | None:
         low = name.lower()
         for o in self._values(cls):
             if obj_name(o).lower() == low:
-                return _copy(o)  # type: ignore[arg-type]
+                return _copy(o)
         return None
 
     # Shorthands used all over the manager.

@@ -1,0 +1,1 @@
+"""swarmd, the daemon on every host (entry point: swarmd.main:main)."""
