@@ -78,17 +78,19 @@ class Daemon:
         self._tg: asyncio.TaskGroup | None = None
         self._role_lock = asyncio.Lock()
 
-    async def run(self) -> None:
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run until SIGTERM/SIGINT, or until `stop` is set when one is given (in-process tests)."""
         cfg = self.cfg
         state = NodeState.load(cfg.state_dir)
         init = False
         if state is None:
             state, init = await self._first_start()
         self.state = state
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        if stop is None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             if state.is_manager:
