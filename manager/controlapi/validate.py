@@ -1,0 +1,72 @@
+"""Spec validation at the API edge. Every check raises InvalidSpec with a message a user can act
+on; nothing invalid is ever proposed to Raft."""
+
+from __future__ import annotations
+
+import re
+
+from manager import constraint
+from shoal.api import NetworkSpec, ServiceSpec
+from shoal.api.specs_pb2 import ClusterSpec
+from shoal.errors import InvalidSpec
+
+# Docker's rule for service names: DNS labels, at most 63 characters.
+_NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_.\-]{0,61}[a-zA-Z0-9])?$")
+_ENV = re.compile(r"^[^=\s]+=")
+
+
+def name(kind: str, value: str) -> None:
+    if not value:
+        raise InvalidSpec(f"{kind} name is required")
+    if not _NAME.match(value):
+        raise InvalidSpec(f"invalid {kind} name {value!r}: letters, digits, '-', '_' and '.', at most 63")
+
+
+def _non_negative_duration(what: str, d: object) -> None:
+    if getattr(d, "seconds", 0) < 0 or getattr(d, "nanos", 0) < 0:
+        raise InvalidSpec(f"{what} must not be negative")
+
+
+def service_spec(spec: ServiceSpec) -> None:
+    name("service", spec.annotations.name)
+    task = spec.task
+    c = task.container
+    if not c.image.strip():
+        raise InvalidSpec("an image is required (service create IMAGE [ARG...])")
+    if any(ch.isspace() for ch in c.image):
+        raise InvalidSpec(f"invalid image reference {c.image!r}")
+    for e in c.env:
+        if not _ENV.match(e):
+            raise InvalidSpec(f"invalid environment variable {e!r}: expected KEY=VALUE")
+    mode = spec.WhichOneof("mode")
+    if mode == "replicated" and spec.replicated.replicas < 0:
+        raise InvalidSpec(f"replicas must be 0 or more (got {spec.replicated.replicas})")
+    constraint.parse_all(list(task.placement.constraints))
+    for what, r in (("limits", task.resources.limits), ("reservations", task.resources.reservations)):
+        if r.nano_cpus < 0 or r.memory_bytes < 0:
+            raise InvalidSpec(f"resource {what} must not be negative")
+    if task.resources.pids_limit < 0:
+        raise InvalidSpec("pids limit must not be negative")
+    _non_negative_duration("restart delay", task.restart.delay)
+    _non_negative_duration("restart window", task.restart.window)
+    _non_negative_duration("stop grace period", c.stop_grace_period)
+    for cfg in (spec.update, spec.rollback):
+        _non_negative_duration("update delay", cfg.delay)
+        if not 0.0 <= cfg.max_failure_ratio <= 1.0:
+            raise InvalidSpec("max failure ratio must be between 0 and 1")
+
+
+def network_spec(spec: NetworkSpec) -> None:
+    name("network", spec.annotations.name)
+    if spec.driver not in ("", "overlay"):
+        raise InvalidSpec(f"unsupported network driver {spec.driver!r} (overlay)")
+
+
+def cluster_spec(spec: ClusterSpec) -> None:
+    if spec.orchestration.task_history_retention_limit < 0:
+        raise InvalidSpec("task history retention limit must not be negative")
+    hb = spec.dispatcher.heartbeat_period
+    if hb.seconds < 0 or (
+        spec.dispatcher.HasField("heartbeat_period") and hb.seconds == 0 and hb.nanos < 100_000_000
+    ):
+        raise InvalidSpec("heartbeat period must be at least 100ms")

@@ -1,0 +1,72 @@
+"""The replicated orchestrator: slots 1..replicas, each with exactly one task desired RUNNING.
+
+Per slot it keeps the newest live task; a task on a DOWN or drained node is stopped and
+replaced at once; an ended task is replaced when its restart policy allows, after its delay.
+Slots above `replicas` are stopped (scale down)."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+from manager.orchestrator.restart import restart_due_at, should_restart
+from manager.orchestrator.tasks import new_task, node_gone, stop_task, task_is_live
+from manager.reconciler import Reconciler
+from manager.store import Tx, is_terminal
+from shoal.api import Node, Service, Task
+from shoal.log import get_logger
+
+log = get_logger("orchestrator.replicated")
+
+
+class ReplicatedOrchestrator(Reconciler):
+    tick = 0.5  # restart delays are honoured to within this
+
+    def reconcile(self, tx: Tx) -> None:
+        nodes = {n.id: n for n in tx.nodes()}
+        by_service: dict[str, list[Task]] = defaultdict(list)
+        for t in tx.find(Task):
+            by_service[t.service_id].append(t)
+        for svc in tx.services():
+            if svc.spec.WhichOneof("mode") == "global":
+                continue
+            reconcile_service(tx, svc, by_service.get(svc.id, []), nodes, time.time())
+
+
+def reconcile_service(tx: Tx, svc: Service, tasks: list[Task], nodes: dict[str, Node], now: float) -> None:
+    replicas = svc.spec.replicated.replicas
+    slots: dict[int, list[Task]] = defaultdict(list)
+    for t in tasks:
+        slots[t.slot].append(t)
+    created = 0
+    for slot in range(1, max([replicas, *slots.keys()]) + 1):
+        history = slots.get(slot, [])
+        live = sorted(
+            (t for t in history if task_is_live(t)), key=lambda t: t.meta.created_at.ToNanoseconds()
+        )
+        if slot > replicas:
+            for t in live:
+                stop_task(tx, t, why="service scaled down")
+            continue
+        # At most one live task per slot: keep the newest.
+        for t in live[:-1]:
+            stop_task(tx, t, why="duplicate task in slot")
+        current = live[-1] if live else None
+        if current is not None and current.node_id and node_gone(nodes.get(current.node_id)):
+            stop_task(tx, current, why="node is down or drained")
+            current = None
+        elif current is not None and is_terminal(current.status.state):
+            if not should_restart(current, history):
+                continue  # the slot stays with its ended task, as the policy says
+            if now < restart_due_at(current):
+                continue  # the next pass after the delay replaces it
+            stop_task(tx, current, why="restarting")
+            current = None
+        if current is None:
+            tx.create(new_task(svc, slot))
+            created += 1
+    if created:
+        log.info("tasks_created", service=svc.spec.annotations.name, count=created)
+
+
+__all__ = ["ReplicatedOrchestrator"]

@@ -1,0 +1,64 @@
+"""Tier 2: a real cluster in one process (Raft, gRPC, dispatcher, agents with the test
+executor) — the control plane end to end, without namespaces."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from shoal.api import ServiceSpec, TaskState, control_pb2
+from tests.cluster.harness import InProcessCluster, wait_until
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[InProcessCluster]:
+    c = InProcessCluster(tmp_path, managers=1, workers=2)
+    try:
+        await c.start()
+        yield c
+    finally:
+        await c.close()
+
+
+def _spec(name: str, replicas: int) -> ServiceSpec:
+    spec = ServiceSpec()
+    spec.annotations.name = name
+    spec.task.container.image = "busybox:latest"
+    spec.task.container.args.extend(["sleep", "1000"])
+    spec.replicated.replicas = replicas
+    return spec
+
+
+async def _running(c: InProcessCluster, service_id: str) -> list:  # type: ignore[type-arg]
+    f = control_pb2.ListFilters(service_ids=[service_id])
+    tasks = (await c.control().ListTasks(control_pb2.ListTasksRequest(filters=f), timeout=5)).tasks
+    return [t for t in tasks if t.desired_state == TaskState.RUNNING and t.status.state == TaskState.RUNNING]
+
+
+async def test_replicated_service_runs_spread(cluster: InProcessCluster) -> None:
+    ctl = cluster.control()
+    svc = (await ctl.CreateService(control_pb2.CreateServiceRequest(spec=_spec("web", 6)), timeout=5)).service
+
+    async def six() -> bool:
+        return len(await _running(cluster, svc.id)) == 6
+
+    await wait_until(six, timeout=20, what="6 tasks running")
+    running = await _running(cluster, svc.id)
+    assert len({t.node_id for t in running}) == 3
+    assert sorted(t.slot for t in running) == [1, 2, 3, 4, 5, 6]
+
+    spec = _spec("web", 2)
+    await ctl.UpdateService(
+        control_pb2.UpdateServiceRequest(service_id=svc.id, service_version=svc.meta.version, spec=spec), timeout=5
+    )
+
+    async def scaled_down() -> bool:
+        f = control_pb2.ListFilters(service_ids=[svc.id])
+        tasks = (await ctl.ListTasks(control_pb2.ListTasksRequest(filters=f), timeout=5)).tasks
+        gone = [t for t in tasks if t.desired_state != TaskState.RUNNING]
+        return len(gone) == 4 and all(t.status.state == TaskState.SHUTDOWN for t in gone)
+
+    await wait_until(scaled_down, timeout=20, what="4 tasks shut down")
+    assert len(await _running(cluster, svc.id)) == 2
