@@ -48,7 +48,7 @@ async def _membership_call(addrs: list[str], method: str, request: Any) -> membe
     """Call a Membership method on the first manager that answers, with backoff."""
     async for attempt in AsyncRetrying(
         retry=retry_if_exception(_transient),
-        wait=wait_exponential_jitter(initial=0.2, max=2.0),
+        wait=wait_exponential_jitter(multiplier=0.2, max=2.0),
         stop=stop_after_delay(JOIN_TIMEOUT),
         reraise=True,
     ):

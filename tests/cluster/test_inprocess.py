@@ -50,9 +50,8 @@ async def test_replicated_service_runs_spread(cluster: InProcessCluster) -> None
     assert sorted(t.slot for t in running) == [1, 2, 3, 4, 5, 6]
 
     spec = _spec("web", 2)
-    await ctl.UpdateService(
-        control_pb2.UpdateServiceRequest(service_id=svc.id, service_version=svc.meta.version, spec=spec), timeout=5
-    )
+    req = control_pb2.UpdateServiceRequest(service_id=svc.id, service_version=svc.meta.version, spec=spec)
+    await ctl.UpdateService(req, timeout=5)
 
     async def scaled_down() -> bool:
         f = control_pb2.ListFilters(service_ids=[svc.id])
