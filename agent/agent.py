@@ -82,8 +82,7 @@ class Agent:
                 self._preferred = leader
             if e.code() == grpc.StatusCode.PERMISSION_DENIED:
                 log.error("session_refused", manager=addr, error=e.details())
-            return SessionFailed(f"{addr}: {e.code().name} {e.details()}")
-        return SessionFailed(f"{addr}: {e}")
+        return SessionFailed(f"{addr}: {_describe(e)}")
 
     async def _session(self, addr: str) -> None:
         """Returns when an established session ends; raises SessionFailed if none was set up."""
@@ -112,7 +111,7 @@ class Agent:
                     tg.create_task(self._assignments(stub, session_id))
                     tg.create_task(self._report(stub, session_id))
             except* Exception as eg:
-                log.warning("session_ended", manager=addr, error=str(eg.exceptions[0]))
+                log.warning("session_ended", manager=addr, error=_describe(eg.exceptions[0]))
             finally:
                 self.connected.clear()
                 stream.cancel()
@@ -171,6 +170,12 @@ class Agent:
                 self._reporter.requeue()
                 raise
             self._reporter.delivered(batch)
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, aio.AioRpcError):
+        return f"{e.code().name}: {e.details()}"
+    return str(e) or type(e).__name__
 
 
 __all__ = ["Agent", "SessionFailed"]

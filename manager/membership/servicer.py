@@ -2,10 +2,12 @@
 
 Join order matters: the Node object is written *before* a new manager enters the Raft
 membership, because from that moment the quorum counts a replica that is not running yet (with
-one manager, a second member would make every later write wait for it)."""
+one manager, a second member makes every later write wait for it). So the answer does not wait
+for the membership change to commit: the new replica starts once it has the answer."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Callable
 from typing import Protocol
@@ -35,6 +37,7 @@ class MembershipServicer(membership_pb2_grpc.MembershipServicer):
         self._store = store
         self._raft = raft
         self._leader = leader
+        self._adding: set[asyncio.Future[None]] = set()
 
     def _cluster(self) -> Cluster:
         cluster = self._store.view().cluster()
@@ -61,6 +64,23 @@ class MembershipServicer(membership_pb2_grpc.MembershipServicer):
             resp.raft_password = cluster.secret
         return resp
 
+    def _add_to_raft(self, raft_addr: str) -> None:
+        """Start the membership change without waiting for its commit: with one manager, the
+        change only commits once the new replica runs, and it starts after we answer."""
+        if raft_addr in self._raft.members():
+            return
+
+        async def add() -> None:
+            try:
+                await self._raft.add_member(raft_addr)
+                log.info("raft_member_added", raft_addr=raft_addr)
+            except Exception as e:
+                log.warning("raft_member_add_failed", raft_addr=raft_addr, error=str(e))
+
+        task = asyncio.ensure_future(add())
+        self._adding.add(task)
+        task.add_done_callback(self._adding.discard)
+
     async def Join(
         self, request: membership_pb2.JoinRequest, context: aio.ServicerContext
     ) -> membership_pb2.JoinResponse:
@@ -80,11 +100,7 @@ class MembershipServicer(membership_pb2_grpc.MembershipServicer):
         node = new_node(node_id, request.hostname, role, request.advertise_addr, request.raft_addr)
         await self._store.update(lambda tx: tx.create(node))
         if role == NodeRole.MANAGER:
-            try:
-                await self._raft.add_member(request.raft_addr)
-            except Exception:
-                await self._store.update(lambda tx: tx.delete(node))
-                raise
+            self._add_to_raft(request.raft_addr)
         log.info("node_joined", node_id=node_id, hostname=request.hostname, role=NodeRole.Name(role))
         return self._response(cluster, node_id, role, request.raft_addr)
 
@@ -99,7 +115,6 @@ class MembershipServicer(membership_pb2_grpc.MembershipServicer):
             raise NotFound(f"node {request.node_id} not found")
         if node.spec.desired_role != NodeRole.MANAGER:
             raise FailedPrecondition(f"node {request.node_id} is not being promoted")
-        await self._raft.add_member(request.raft_addr)
 
         def promote(n: Node) -> None:
             n.role = NodeRole.MANAGER
@@ -107,6 +122,7 @@ class MembershipServicer(membership_pb2_grpc.MembershipServicer):
             n.manager_status.raft_addr = request.raft_addr
 
         await update_node(self._store, request.node_id, promote)
+        self._add_to_raft(request.raft_addr)
         log.info("node_promoted", node_id=request.node_id, raft_addr=request.raft_addr)
         return self._response(cluster, node.id, NodeRole.MANAGER, request.raft_addr)
 
