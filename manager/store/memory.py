@@ -176,7 +176,7 @@ class MemoryStore:
                 name = obj_name(obj).lower()
                 for other_id, other in {**self._tables[k.name], **overlay.get(k.name, {})}.items():
                     if other is not None and other_id != oid and obj_name(other).lower() == name:
-                        return ("name", f"{k.name} name {obj_name(obj)!r} is already in use")
+                        return ("name", f"{k.name} {obj_name(obj)!r} already exists (names are unique)")
             overlay.setdefault(k.name, {})[oid] = None if action.kind == raft_pb2.StoreAction.DELETE else obj
         return None
 

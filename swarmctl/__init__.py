@@ -1,0 +1,1 @@
+"""swarmctl: the operator CLI (after SwarmKit's swarmctl), talking to a manager's control socket."""

@@ -1,0 +1,3 @@
+from swarmctl.main import main
+
+main()

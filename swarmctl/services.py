@@ -1,0 +1,346 @@
+"""swarmctl service ...: create, ls, inspect, ps, update, scale, rollback, rm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from shoal.api import ServiceSpec, TaskState, control_pb2
+from swarmctl import specs
+from swarmctl.client import Client
+from swarmctl.converge import wait_converged
+from swarmctl.output import emit, emit_one, list_options
+from swarmctl.tasks import TASK_HEADERS, task_row
+
+
+@click.group("service")
+def service() -> None:
+    """Manage services."""
+
+
+def _mode(svc: Any) -> str:
+    return "global" if svc.spec.WhichOneof("mode") == "global" else "replicated"
+
+
+def _replicas(client: Client, svc: Any, tasks: list[Any] | None = None) -> str:
+    tasks = client.tasks(service_ids=[svc.id]) if tasks is None else tasks
+    live = [t for t in tasks if t.desired_state == TaskState.RUNNING]
+    running = sum(1 for t in live if t.status.state == TaskState.RUNNING)
+    desired = len(live) if _mode(svc) == "global" else svc.spec.replicated.replicas
+    return f"{running}/{desired}"
+
+
+def _spec_options(fn: Any) -> Any:
+    """Flags shared by create and update (update treats them as changes)."""
+    opts = [
+        click.option("--env", "-e", "env", multiple=True, help="KEY=VALUE"),
+        click.option("--label", "labels", multiple=True, help="service label KEY=VALUE"),
+        click.option(
+            "--constraint", "constraints", multiple=True, help="placement constraint, e.g. node.role==worker"
+        ),
+        click.option("--restart-condition", type=click.Choice(list(specs.RESTART_CONDITIONS))),
+        click.option("--restart-delay"),
+        click.option("--restart-max-attempts", type=click.IntRange(min=0)),
+        click.option("--restart-window"),
+        click.option("--reserve-cpu"),
+        click.option("--reserve-memory"),
+        click.option("--cpu-limit", "--limit-cpu", "cpu_limit"),
+        click.option("--memory-limit", "--limit-memory", "memory_limit"),
+        click.option("--max-replicas-per-node", type=click.IntRange(min=0)),
+        click.option("--network", "networks", multiple=True),
+        click.option("--stop-grace-period"),
+        click.option("--command", "command", help="replaces the image's ENTRYPOINT (space separated)"),
+        click.option("--init", is_flag=True, default=None),
+        click.option("--update-parallelism", type=click.IntRange(min=0)),
+        click.option("--update-delay"),
+        click.option("--update-order", type=click.Choice(["stop-first", "start-first"])),
+        click.option("--update-on-failure", type=click.Choice(["pause", "continue", "rollback"])),
+        click.option("--detach", "-d", is_flag=True, help="do not wait for the service to converge"),
+        click.option("--timeout", default=120.0, show_default=True, help="seconds to wait for convergence"),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def apply_flags(spec: ServiceSpec, o: dict[str, Any]) -> None:
+    task = spec.task
+    c = task.container
+    if o.get("env"):
+        c.env.extend(specs.env_list(o["env"]))
+    if o.get("labels"):
+        spec.annotations.labels.update(specs.key_values(o["labels"], "--label"))
+    if o.get("constraints"):
+        task.placement.constraints.extend(o["constraints"])
+    if o.get("restart_condition"):
+        task.restart.condition = specs.RESTART_CONDITIONS[o["restart_condition"]]
+    if o.get("restart_delay"):
+        task.restart.delay.FromTimedelta(specs.duration(o["restart_delay"], "--restart-delay"))
+    if o.get("restart_max_attempts") is not None:
+        task.restart.max_attempts = o["restart_max_attempts"]
+    if o.get("restart_window"):
+        task.restart.window.FromTimedelta(specs.duration(o["restart_window"], "--restart-window"))
+    if o.get("reserve_cpu"):
+        task.resources.reservations.nano_cpus = specs.cpus(o["reserve_cpu"], "--reserve-cpu")
+    if o.get("reserve_memory"):
+        task.resources.reservations.memory_bytes = specs.size(o["reserve_memory"], "--reserve-memory")
+    if o.get("cpu_limit"):
+        task.resources.limits.nano_cpus = specs.cpus(o["cpu_limit"], "--cpu-limit")
+    if o.get("memory_limit"):
+        task.resources.limits.memory_bytes = specs.size(o["memory_limit"], "--memory-limit")
+    if o.get("max_replicas_per_node") is not None:
+        task.placement.max_replicas = o["max_replicas_per_node"]
+    for net in o.get("networks") or ():
+        task.networks.add(target=net)
+    if o.get("stop_grace_period"):
+        c.stop_grace_period.FromTimedelta(specs.duration(o["stop_grace_period"], "--stop-grace-period"))
+    if o.get("command"):
+        del c.command[:]
+        c.command.extend(o["command"].split())
+    if o.get("init") is not None:
+        c.init = o["init"]
+    if o.get("update_parallelism") is not None:
+        spec.update.parallelism = o["update_parallelism"]
+    if o.get("update_delay"):
+        spec.update.delay.FromTimedelta(specs.duration(o["update_delay"], "--update-delay"))
+    if o.get("update_order"):
+        spec.update.order = 1 if o["update_order"] == "start-first" else 0  # type: ignore[assignment]
+    if o.get("update_on_failure"):
+        spec.update.failure_action = ["pause", "continue", "rollback"].index(o["update_on_failure"])  # type: ignore[assignment]
+
+
+@service.command("create", context_settings={"allow_interspersed_args": False})
+@click.option("--name", required=True)
+@click.option("--image", "image_flag", help="the image (or give it as the first argument)")
+@click.option("--replicas", type=int, help="number of tasks (replicated mode)")
+@click.option("--mode", type=click.Choice(["replicated", "global"]), default="replicated", show_default=True)
+@click.option("--args", "args_flag", help="arguments (space separated), SwarmKit style")
+@_spec_options
+@click.argument("words", nargs=-1)
+@click.pass_obj
+def create(
+    client: Client,
+    name: str,
+    image_flag: str | None,
+    replicas: int | None,
+    mode: str,
+    args_flag: str | None,
+    words: tuple[str, ...],
+    **o: Any,
+) -> None:
+    """Create a service: swarmctl service create [flags] IMAGE [ARG...]"""
+    image = image_flag or (words[0] if words else "")
+    args = list(words[1:] if not image_flag else words)
+    if args_flag:
+        args = args_flag.split()
+    if replicas is not None and replicas < 0:
+        raise click.BadParameter(f"replicas must be 0 or more (got {replicas})", param_hint="--replicas")
+    if mode == "global" and replicas is not None:
+        raise click.BadParameter("a global service has no replica count", param_hint="--replicas")
+    spec = ServiceSpec()
+    spec.annotations.name = name
+    spec.task.container.image = image
+    spec.task.container.args.extend(args)
+    if mode == "global":
+        getattr(spec, "global").SetInParent()
+    else:
+        spec.replicated.replicas = 1 if replicas is None else replicas
+    apply_flags(spec, o)
+    svc = client.call("CreateService", control_pb2.CreateServiceRequest(spec=spec)).service
+    click.echo(svc.id)
+    if not o["detach"]:
+        wait_converged(client, svc.id, o["timeout"])
+
+
+@service.command("ls")
+@list_options
+@click.pass_obj
+def ls(client: Client, fmt: str, quiet: bool) -> None:
+    """List services."""
+    services = client.services()
+    tasks = client.tasks() if fmt == "table" and not quiet else []
+    by_service: dict[str, list[Any]] = {}
+    for t in tasks:
+        by_service.setdefault(t.service_id, []).append(t)
+    emit(
+        services,
+        fmt,
+        quiet,
+        ["ID", "NAME", "MODE", "REPLICAS", "IMAGE"],
+        lambda s: (
+            s.id,
+            s.spec.annotations.name,
+            _mode(s),
+            _replicas(client, s, by_service.get(s.id, [])),
+            s.spec.task.container.image,
+        ),
+    )
+
+
+@service.command("inspect")
+@click.argument("ref")
+@list_options
+@click.pass_obj
+def inspect(client: Client, ref: str, fmt: str, quiet: bool) -> None:
+    """Show one service."""
+    svc = client.service(ref)
+    c = svc.spec.task.container
+    emit_one(
+        svc,
+        fmt,
+        quiet,
+        lambda s: [
+            ("ID", s.id),
+            ("Name", s.spec.annotations.name),
+            ("Mode", _mode(s)),
+            ("Replicas", _replicas(client, s)),
+            ("Image", c.image),
+            ("Args", " ".join(c.args)),
+            ("Env", " ".join(c.env)),
+            ("Constraints", ", ".join(s.spec.task.placement.constraints)),
+        ],
+    )
+
+
+@service.command("ps")
+@click.argument("ref")
+@list_options
+@click.pass_obj
+def ps(client: Client, ref: str, fmt: str, quiet: bool) -> None:
+    """List a service's tasks."""
+    svc = client.service(ref)
+    tasks = client.tasks(service_ids=[svc.id])
+    hosts = {n.id: n.description.hostname for n in client.nodes()} if fmt == "table" else {}
+    emit(tasks, fmt, quiet, TASK_HEADERS, lambda t: task_row(t, hosts, {svc.id: svc.spec.annotations.name}))
+
+
+def _update(client: Client, ref: str, change: Any, rollback: bool = False) -> Any:
+    """Read, change, write; a concurrent update (ABORTED) is retried on a fresh read."""
+    import grpc
+
+    for attempt in range(3):
+        svc = client.service(ref)
+        spec = ServiceSpec()
+        spec.CopyFrom(svc.spec)
+        change(spec)
+        req = control_pb2.UpdateServiceRequest(service_id=svc.id, service_version=svc.meta.version, spec=spec)
+        if rollback:
+            req.rollback = control_pb2.UpdateServiceRequest.PREVIOUS
+        try:
+            return client.call("UpdateService", req).service
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.ABORTED or attempt == 2:  # type: ignore[attr-defined]
+                raise
+    raise AssertionError("unreachable")
+
+
+@service.command("update")
+@click.argument("ref")
+@click.option("--replicas", type=int)
+@click.option("--image")
+@click.option("--args", "args_flag", help="new arguments (space separated)")
+@click.option("--env-add", multiple=True)
+@click.option("--env-rm", multiple=True)
+@click.option("--constraint-add", multiple=True)
+@click.option("--constraint-rm", multiple=True)
+@click.option("--force", is_flag=True, help="replace every task even if nothing changed")
+@click.option("--detach", "-d", is_flag=True)
+@click.option("--timeout", default=120.0, show_default=True)
+@click.pass_obj
+def update(
+    client: Client,
+    ref: str,
+    replicas: int | None,
+    image: str | None,
+    args_flag: str | None,
+    env_add: tuple[str, ...],
+    env_rm: tuple[str, ...],
+    constraint_add: tuple[str, ...],
+    constraint_rm: tuple[str, ...],
+    force: bool,
+    detach: bool,
+    timeout: float,
+) -> None:
+    """Change a service."""
+    if replicas is not None and replicas < 0:
+        raise click.BadParameter(f"replicas must be 0 or more (got {replicas})", param_hint="--replicas")
+    specs.env_list(env_add)
+
+    def change(spec: ServiceSpec) -> None:
+        c = spec.task.container
+        if replicas is not None:
+            if spec.WhichOneof("mode") != "replicated":
+                raise click.ClickException("only a replicated service has replicas")
+            spec.replicated.replicas = replicas
+        if image:
+            c.image = image
+        if args_flag is not None:
+            del c.args[:]
+            c.args.extend(args_flag.split())
+        if env_add or env_rm:
+            keys = {e.partition("=")[0] for e in env_add} | set(env_rm)
+            kept = [e for e in c.env if e.partition("=")[0] not in keys]
+            del c.env[:]
+            c.env.extend([*kept, *env_add])
+        if constraint_add or constraint_rm:
+            kept = [x for x in spec.task.placement.constraints if x not in constraint_rm]
+            del spec.task.placement.constraints[:]
+            spec.task.placement.constraints.extend([*kept, *constraint_add])
+        if force:
+            spec.task.force_update += 1
+
+    svc = _update(client, ref, change)
+    click.echo(svc.id)
+    if not detach:
+        wait_converged(client, svc.id, timeout)
+
+
+@service.command("scale")
+@click.argument("pairs", nargs=-1, required=True)
+@click.option("--detach", "-d", is_flag=True)
+@click.option("--timeout", default=120.0, show_default=True)
+@click.pass_obj
+def scale(client: Client, pairs: tuple[str, ...], detach: bool, timeout: float) -> None:
+    """Scale services: swarmctl service scale NAME=REPLICAS..."""
+    wanted: list[tuple[str, int]] = []
+    for p in pairs:
+        ref, sep, count = p.partition("=")
+        if not sep or not count.isdigit():
+            raise click.BadParameter(f"{p!r}: expected SERVICE=REPLICAS with REPLICAS 0 or more")
+        wanted.append((ref, int(count)))
+    for name, n in wanted:
+
+        def change(spec: ServiceSpec, name: str = name, n: int = n) -> None:
+            if spec.WhichOneof("mode") != "replicated":
+                raise click.ClickException(f"{name}: only a replicated service can be scaled")
+            spec.replicated.replicas = n
+
+        svc = _update(client, name, change)
+        click.echo(f"{name} scaled to {n}")
+        if not detach:
+            wait_converged(client, svc.id, timeout)
+
+
+@service.command("rollback")
+@click.argument("ref")
+@click.option("--detach", "-d", is_flag=True)
+@click.option("--timeout", default=120.0, show_default=True)
+@click.pass_obj
+def rollback(client: Client, ref: str, detach: bool, timeout: float) -> None:
+    """Go back to the service's previous spec."""
+    svc = _update(client, ref, lambda spec: None, rollback=True)
+    click.echo(svc.id)
+    if not detach:
+        wait_converged(client, svc.id, timeout)
+
+
+@service.command("rm")
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_obj
+def rm(client: Client, refs: tuple[str, ...]) -> None:
+    """Remove services."""
+    for ref in refs:
+        svc = client.service(ref)
+        client.call("RemoveService", control_pb2.RemoveServiceRequest(service_id=svc.id))
+        click.echo(svc.id)

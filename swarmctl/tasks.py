@@ -1,0 +1,90 @@
+"""swarmctl task ...: ls and inspect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from shoal.api import TaskState
+from swarmctl.client import Client
+from swarmctl.output import emit, emit_one, list_options
+
+TASK_HEADERS = ["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR"]
+_STATES = {name.lower(): value for name, value in TaskState.items()}
+
+
+def task_row(t: Any, hosts: dict[str, str], services: dict[str, str]) -> tuple[object, ...]:
+    name = t.annotations.name or f"{services.get(t.service_id, t.service_id)}.{t.slot or t.node_id}"
+    return (
+        t.id,
+        name,
+        t.spec.container.image,
+        hosts.get(t.node_id, t.node_id),
+        TaskState.Name(t.desired_state),
+        TaskState.Name(t.status.state),
+        t.status.err,
+    )
+
+
+@click.group("task")
+def task() -> None:
+    """Inspect tasks."""
+
+
+@task.command("ls")
+@click.option("--service", "service_ref", help="only this service's tasks")
+@click.option("--node", "node_ref", help="only tasks on this node")
+@click.option("--desired-state", type=click.Choice(sorted(_STATES)), help="only tasks desired in this state")
+@list_options
+@click.pass_obj
+def ls(
+    client: Client,
+    service_ref: str | None,
+    node_ref: str | None,
+    desired_state: str | None,
+    fmt: str,
+    quiet: bool,
+) -> None:
+    """List tasks."""
+    filters: dict[str, Any] = {}
+    if service_ref:
+        filters["service_ids"] = [client.service(service_ref).id]
+    if node_ref:
+        filters["node_ids"] = [client.node(node_ref).id]
+    if desired_state:
+        filters["desired_states"] = [_STATES[desired_state]]
+    tasks = client.tasks(**filters)
+    hosts: dict[str, str] = {}
+    services: dict[str, str] = {}
+    if fmt == "table" and not quiet:
+        hosts = {n.id: n.description.hostname for n in client.nodes()}
+        services = {s.id: s.spec.annotations.name for s in client.services()}
+    emit(tasks, fmt, quiet, TASK_HEADERS, lambda t: task_row(t, hosts, services))
+
+
+@task.command("inspect")
+@click.argument("ref")
+@list_options
+@click.pass_obj
+def inspect(client: Client, ref: str, fmt: str, quiet: bool) -> None:
+    """Show one task."""
+    t = client.task(ref)
+    emit_one(
+        t,
+        fmt,
+        quiet,
+        lambda t: [
+            ("ID", t.id),
+            ("Name", t.annotations.name),
+            ("Service", t.service_id),
+            ("Slot", t.slot),
+            ("Node", t.node_id),
+            ("Desired state", TaskState.Name(t.desired_state)),
+            ("State", TaskState.Name(t.status.state)),
+            ("Message", t.status.message),
+            ("Error", t.status.err),
+            ("Image", t.spec.container.image),
+            ("PID", t.status.container_status.pid),
+        ],
+    )
