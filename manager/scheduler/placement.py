@@ -52,8 +52,9 @@ def _rejects(info: NodeInfo, task: Task, cons: list[constraint.Constraint]) -> s
         return "node not ready"
     if node.spec.availability != NodeSpec.ACTIVE:
         return "node not available for new tasks"
-    if not constraint.match_all(cons, node):
-        return "scheduling constraints not satisfied"
+    for c in cons:
+        if not c.matches(node):
+            return f"constraint {c} not satisfied"
     res = task.spec.resources.reservations
     have = node.description.resources
     if res.nano_cpus and info.cpu + res.nano_cpus > have.nano_cpus:

@@ -136,7 +136,7 @@ async def test_unschedulable_stays_pending_with_reason() -> None:
     tasks = live(store, svc)
     assert len(tasks) == 2
     assert all(t.status.state == TaskState.PENDING for t in tasks)
-    assert all("constraints not satisfied" in t.status.err for t in tasks)
+    assert all("node.hostname==nowhere not satisfied" in t.status.err for t in tasks)
 
 
 async def test_removed_service_tasks_are_reaped() -> None:
