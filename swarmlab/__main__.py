@@ -1,0 +1,3 @@
+from swarmlab.main import main
+
+main()
