@@ -66,6 +66,7 @@ class LabLayout:
     @contextmanager
     def _locked(self) -> Iterator[dict[str, Any]]:
         """lab.json, read and written back under an exclusive lock."""
+        self.info()  # a clear error when there is no such lab
         with open(self.dir / ".lock", "a+") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             info = self.info()

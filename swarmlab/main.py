@@ -158,8 +158,8 @@ def main() -> None:
     except click.exceptions.Abort:
         sys.exit(130)
     except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+        e.show()  # "Error: ..." (after a usage line for usage errors)
+        sys.exit(1)
     except (LabError, net.NetError) as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -48,18 +49,21 @@ def _protected() -> set[int]:
     return pids
 
 
-def find_processes(namespaces: Iterable[tuple[int, int]], markers: Iterable[str]) -> list[psutil.Process]:
-    """Live processes in one of `namespaces` or whose command line contains one of `markers`,
-    with all their descendants."""
+def find_processes(
+    namespaces: Iterable[tuple[int, int]], markers: Iterable[str], pids: Iterable[int] = ()
+) -> list[psutil.Process]:
+    """Live processes in one of `namespaces`, whose command line contains one of `markers`, or
+    listed in `pids`, with all their descendants."""
     nsids = set(namespaces)
     marks = [m for m in markers if m]
+    wanted = set(pids)
     protected = _protected()
     found: dict[int, psutil.Process] = {}
     for proc in psutil.process_iter(["cmdline"]):
         if proc.pid in protected:
             continue
         cmdline = " ".join(proc.info.get("cmdline") or [])
-        if (nsids and _ns_of(proc.pid) in nsids) or any(m in cmdline for m in marks):
+        if proc.pid in wanted or (nsids and _ns_of(proc.pid) in nsids) or any(m in cmdline for m in marks):
             found[proc.pid] = proc
     for proc in list(found.values()):
         try:
@@ -171,6 +175,20 @@ def named_cgroups(tags: Iterable[str], depth: int = 4) -> set[Path]:
     return found
 
 
+def cgroup_pids(paths: Iterable[Path]) -> set[int]:
+    """The processes in these cgroups and the cgroups below them (an orphaned container that left
+    the host's namespaces and lost its parent is still in its cgroup)."""
+    pids: set[int] = set()
+    for top in paths:
+        for dirpath, _dirs, _files in os.walk(top):
+            try:
+                text = (Path(dirpath) / "cgroup.procs").read_text()
+            except OSError:
+                continue
+            pids.update(int(x) for x in text.split())
+    return pids
+
+
 def remove_cgroups(paths: Iterable[Path]) -> list[Path]:
     """rmdir each cgroup and everything below it, deepest first; return those that stayed."""
     every: set[Path] = set()
@@ -208,7 +226,8 @@ def _mountinfo() -> list[list[str]]:
 
 
 def _unescape(s: str) -> str:
-    return s.encode().decode("unicode_escape") if "\\" in s else s
+    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
 
 
 def mounts_under(root: Path) -> list[Path]:
@@ -267,7 +286,8 @@ def teardown_lab(name: str, lab_dir: Path, children: Iterable[subprocess.Popen[b
     cgroups: set[Path] = set()
     for _ in range(3):  # a dying supervisor may have started something in the meantime
         ids = [i for ns in net.list_lab_namespaces(name) if (i := net.ns_identity(ns))]
-        procs = find_processes(ids, [marker])
+        named = named_cgroups(tags)
+        procs = find_processes(ids, [marker], cgroup_pids(named))
         if not procs:
             break
         cgroups |= process_cgroups(procs, tags)

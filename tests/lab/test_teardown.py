@@ -81,25 +81,28 @@ def test_down_removes_everything(lab_name: str) -> None:
     lab = build(lab_name)
     assert sorted(namespaces(lab_name)) == sorted(net.host_ns(lab_name, h) for h in [*lab.hosts, "ul"])
     assert all(lab.is_running(h) for h in lab.hosts)
-    # Something mounted under the lab dir, and a lab process with a child in a lab-named cgroup.
+    # Something mounted under the lab dir; a process in a host's namespace; and one that left
+    # the lab's namespaces but sits in a lab-named cgroup (an orphaned container).
     mnt = lab.dir / "hosts" / "m1" / "mnt"
     mnt.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(mnt)], check=True)
-    cgroup = sweep.CGROUP_ROOT / "pids" / f"swarmlab-{lab_name}-x"
-    has_cgroup = cgroup.parent.is_dir()
-    if has_cgroup:
-        cgroup.mkdir()
     sleeper = subprocess.Popen(
         ["ip", "netns", "exec", lab.netns("w1"), "sleep", "600"], start_new_session=True
     )
-    if has_cgroup:
-        (cgroup / "cgroup.procs").write_text(str(sleeper.pid))
+    cgroup = sweep.CGROUP_ROOT / "pids" / f"swarmlab-{lab_name}-x"
+    orphan = None
+    if cgroup.parent.is_dir():
+        cgroup.mkdir()
+        orphan = subprocess.Popen(["sleep", "600"], start_new_session=True)
+        (cgroup / "cgroup.procs").write_text(str(orphan.pid))
     assert sweep.mounts_under(lab.dir) == [mnt]
 
     lab.down()
 
     assert_gone(lab)
     assert sleeper.wait(timeout=5) == -9
+    if orphan is not None:
+        assert orphan.wait(timeout=5) == -9
     assert not cgroup.exists()
 
 

@@ -54,7 +54,10 @@ def test_constraints_and_reason() -> None:
     assert out.assigned == {"t1": "a"}
     out = place(infos, [task("t2", constraints=("node.labels.zone==nowhere",))])
     assert out.assigned == {}
-    assert out.unschedulable["t2"] == "no suitable node (constraint node.labels.zone==nowhere not satisfied on 2 nodes)"
+    assert (
+        out.unschedulable["t2"]
+        == "no suitable node (constraint node.labels.zone==nowhere not satisfied on 2 nodes)"
+    )
 
 
 def test_resources_and_max_replicas() -> None:
