@@ -13,11 +13,12 @@ from grpc import aio
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from agent.exec import Executor
+from agent.logs import LogPublisher
 from agent.reporter import StatusReporter
 from agent.taskdb import TaskDB
 from agent.worker import Worker
 from shoal import auth, rpc
-from shoal.api import Node, dispatcher_pb2, dispatcher_pb2_grpc
+from shoal.api import Node, dispatcher_pb2, dispatcher_pb2_grpc, logs_pb2_grpc
 from shoal.log import get_logger
 
 log = get_logger("agent")
@@ -110,6 +111,7 @@ class Agent:
                     tg.create_task(self._heartbeats(stub, session_id, first))
                     tg.create_task(self._assignments(stub, session_id))
                     tg.create_task(self._report(stub, session_id))
+                    tg.create_task(self._logs(channel, session_id))
             except* Exception as eg:
                 log.warning("session_ended", manager=addr, error=_describe(eg.exceptions[0]))
             finally:
@@ -156,6 +158,13 @@ class Agent:
         finally:
             stream.cancel()
         raise SessionFailed("assignments stream ended")
+
+    async def _logs(self, channel: aio.Channel, session_id: str) -> None:
+        publisher = LogPublisher(
+            logs_pb2_grpc.LogBrokerStub(channel), session_id, self._metadata, lambda: self.worker.runners
+        )
+        await publisher.run()
+        raise SessionFailed("log subscription stream ended")
 
     async def _report(self, stub: dispatcher_pb2_grpc.DispatcherStub, session_id: str) -> None:
         while True:

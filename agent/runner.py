@@ -29,6 +29,7 @@ def _now() -> Timestamp:
 class TaskRunner:
     def __init__(self, task: Task, controller: Controller, reporter: StatusReporter, db: TaskDB) -> None:
         self.task = task
+        self.controller = controller
         self._ctlr = controller
         self._reporter = reporter
         self._db = db

@@ -86,17 +86,42 @@ class Forwarder:
             handle, request_deserializer=req_cls.FromString, response_serializer=resp_cls.SerializeToString
         )
 
+    def stream(
+        self, full: str, req_cls: Any, resp_cls: Any, local: Callable[..., Any], require_manager: bool
+    ) -> grpc.RpcMethodHandler:
+        """A server-streaming method: served here on the leader, else relayed from the leader."""
+
+        async def handle(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+            self._check_caller(context, require_manager)
+            if self._leader.is_leader():
+                async for item in local(request, context):
+                    yield item
+                return
+            call = self._channel(self._leader_addr()).unary_stream(
+                full, request_serializer=req_cls.SerializeToString, response_deserializer=resp_cls.FromString
+            )
+            try:
+                async for item in call(request, metadata=auth.node_metadata(*self._leader.identity())):
+                    yield item
+            except aio.AioRpcError as e:
+                await context.abort(e.code(), e.details() or "")
+
+        return grpc.unary_stream_rpc_method_handler(
+            handle, request_deserializer=req_cls.FromString, response_serializer=resp_cls.SerializeToString
+        )
+
 
 def forwarding_handler(
     forwarder: Forwarder, service: ServiceDescriptor, servicer: Any, *, require_manager: bool
 ) -> grpc.GenericRpcHandler:
-    """Every unary method of `service`: served by `servicer` on the leader, else forwarded."""
+    """Every method of `service`: served by `servicer` on the leader, else forwarded."""
     handlers = {}
     for m in service.methods:
         req = message_factory.GetMessageClass(m.input_type)
         resp = message_factory.GetMessageClass(m.output_type)
         full = f"/{service.full_name}/{m.name}"
-        handlers[m.name] = forwarder.unary(full, req, resp, getattr(servicer, m.name), require_manager)
+        make = forwarder.stream if m.server_streaming else forwarder.unary
+        handlers[m.name] = make(full, req, resp, getattr(servicer, m.name), require_manager)
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from grpc import aio
@@ -16,8 +16,8 @@ from manager.membership import MembershipServicer, RoleManager
 from manager.raft import RaftNode
 from manager.store import MemoryStore
 from shoal import auth
-from shoal.api import NodeRole, control_pb2, dispatcher_pb2, membership_pb2
-from shoal.errors import ShoalError
+from shoal.api import NodeRole, control_pb2, dispatcher_pb2, logs_pb2, membership_pb2
+from shoal.errors import NotLeader, ShoalError
 from shoal.log import get_logger
 
 log = get_logger("manager")
@@ -83,12 +83,16 @@ class Manager:
         control = control_pb2.DESCRIPTOR.services_by_name["Control"]
         membership = membership_pb2.DESCRIPTOR.services_by_name["Membership"]
         dispatcher = dispatcher_pb2.DESCRIPTOR.services_by_name["Dispatcher"]
+        logs = logs_pb2.DESCRIPTOR.services_by_name["Logs"]
+        logbroker = logs_pb2.DESCRIPTOR.services_by_name["LogBroker"]
         membership_servicer = MembershipServicer(self.store, self.raft, self)
         server.add_generic_rpc_handlers(
             (
                 forwarding_handler(self.forwarder, control, self._control, require_manager=True),
                 forwarding_handler(self.forwarder, membership, membership_servicer, require_manager=False),
+                forwarding_handler(self.forwarder, logs, _LogsServicer(self), require_manager=True),
                 leader_only_handler(dispatcher, lambda: self.dispatcher, self),
+                leader_only_handler(logbroker, lambda: getattr(self.dispatcher, "logs", None), self),
             )
         )
 
@@ -144,6 +148,22 @@ class Manager:
                     tg.create_task(_supervise(name, loop))
         finally:
             self.dispatcher = None
+
+
+class _LogsServicer:
+    """The operator's log subscriptions, served by the leader's log broker."""
+
+    def __init__(self, mgr: Manager) -> None:
+        self._mgr = mgr
+
+    async def SubscribeLogs(
+        self, request: logs_pb2.SubscribeLogsRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[logs_pb2.SubscribeLogsMessage]:
+        broker = getattr(self._mgr.dispatcher, "logs", None)
+        if broker is None:
+            raise NotLeader("this manager is not leading yet")
+        async for item in broker.SubscribeLogs(request, context):
+            yield item
 
 
 async def _supervise(name: str, loop: Loop) -> None:

@@ -20,10 +20,14 @@ class Client:
         self._channel: grpc.Channel | None = None
 
     @property
-    def stub(self) -> control_pb2_grpc.ControlStub:
+    def channel(self) -> grpc.Channel:
         if self._channel is None:
             self._channel = rpc.sync_channel(rpc.socket_target(self.socket))
-        return control_pb2_grpc.ControlStub(self._channel)
+        return self._channel
+
+    @property
+    def stub(self) -> control_pb2_grpc.ControlStub:
+        return control_pb2_grpc.ControlStub(self.channel)
 
     def call(self, method: str, request: Any, timeout: float = TIMEOUT) -> Any:
         return getattr(self.stub, method)(request, timeout=timeout)

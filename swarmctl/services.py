@@ -6,10 +6,11 @@ from typing import Any
 
 import click
 
-from shoal.api import ServiceSpec, TaskState, control_pb2
+from shoal.api import ServiceSpec, TaskState, control_pb2, logs_pb2
 from swarmctl import specs
 from swarmctl.client import Client
 from swarmctl.converge import wait_converged
+from swarmctl.logs import log_options, stream_logs
 from swarmctl.output import emit, emit_one, list_options
 from swarmctl.tasks import TASK_HEADERS, task_row
 
@@ -333,6 +334,16 @@ def rollback(client: Client, ref: str, detach: bool, timeout: float) -> None:
     click.echo(svc.id)
     if not detach:
         wait_converged(client, svc.id, timeout)
+
+
+@service.command("logs")
+@click.argument("ref")
+@log_options
+@click.pass_obj
+def logs(client: Client, ref: str, follow: bool, no_prefix: bool, tail: str) -> None:
+    """Show a service's logs (every task's output)."""
+    svc = client.service(ref)
+    stream_logs(client, logs_pb2.LogSelector(service_ids=[svc.id]), follow, tail, not no_prefix)
 
 
 @service.command("rm")

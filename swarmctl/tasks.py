@@ -6,8 +6,9 @@ from typing import Any
 
 import click
 
-from shoal.api import TaskState
+from shoal.api import TaskState, logs_pb2
 from swarmctl.client import Client
+from swarmctl.logs import log_options, stream_logs
 from swarmctl.output import emit, emit_one, list_options
 
 TASK_HEADERS = ["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR"]
@@ -61,6 +62,16 @@ def ls(
         hosts = {n.id: n.description.hostname for n in client.nodes()}
         services = {s.id: s.spec.annotations.name for s in client.services()}
     emit(tasks, fmt, quiet, TASK_HEADERS, lambda t: task_row(t, hosts, services))
+
+
+@task.command("logs")
+@click.argument("ref")
+@log_options
+@click.pass_obj
+def logs(client: Client, ref: str, follow: bool, no_prefix: bool, tail: str) -> None:
+    """Show one task's output."""
+    t = client.task(ref)
+    stream_logs(client, logs_pb2.LogSelector(task_ids=[t.id]), follow, tail, not no_prefix)
 
 
 @task.command("inspect")

@@ -353,6 +353,7 @@ class Lab(LabLayout):
         self._host(host)
         net.set_host_link(self.name, host, up=True)
         net.wait_carrier(self.name, host)
+        net.forget_neighbors(self.name, host, self.addr(host), [h for h in self.hosts if h != host])
         _log().info("host_healed", lab=self.name, host=host)
 
     def is_partitioned(self, host: str) -> bool:

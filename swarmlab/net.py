@@ -7,6 +7,7 @@ has no uplink and no route out: lab traffic stays between the lab's own namespac
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import zlib
@@ -18,6 +19,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 NETNS_DIR = Path("/run/netns")
 BRIDGE = "br0"
 PREFIXLEN = 24
+NUD_PERMANENT = 0x80
 
 
 class NetError(Exception):
@@ -140,6 +142,25 @@ def wait_carrier(lab: str, host: str, timeout: float = 3.0) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
+
+
+def forget_neighbors(lab: str, host: str, addr: str, others: list[str]) -> None:
+    """After a heal: drop the host's ARP entries, and the other hosts' entries for its address.
+    An ARP resolution started during the partition would otherwise fail just after the heal and
+    take the first new connections down with it (EHOSTUNREACH)."""
+    for h in [host, *others]:
+        try:
+            with IPRoute(netns=host_ns(lab, h), flags=0) as ipr:
+                idx = ipr.link_lookup(ifname="eth0")
+                if not idx:
+                    continue
+                for entry in ipr.neigh("dump", ifindex=idx[0]):
+                    dst = entry.get_attr("NDA_DST")
+                    if dst and (h == host or dst == addr) and not entry["state"] & NUD_PERMANENT:
+                        with contextlib.suppress(NetlinkError):
+                            ipr.neigh("del", dst=dst, ifindex=idx[0])
+        except (NetlinkError, OSError):
+            continue
 
 
 def host_link_up(lab: str, host: str) -> bool | None:

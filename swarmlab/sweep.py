@@ -4,7 +4,8 @@ Everything is derived from names and from the lab directory, never from a live `
 `down` after a crash (of the test, of swarmlab, of the machine's patience) still finds it all:
 
 - processes: those whose network namespace is one of the lab's, whose command line mentions the
-  lab directory, and all their descendants (containers leave the host's network namespace);
+  lab directory, or that sit in a cgroup named after the lab, and all their descendants
+  (containers leave the host's network namespace);
 - cgroups: those the lab's processes sat in when they look like ours (a path segment starting
   with `shoal` or naming the lab), plus any cgroup directory named after the lab;
 - mounts: everything mounted at or below the lab directory, deepest first, detached.

@@ -7,9 +7,11 @@ that already exists (re-adoption) instead of creating a second one.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from agent.exec.logfile import LogEntry
 from shoal.api import Task
 from shoal.api.types_pb2 import NodeDescription
 
@@ -55,6 +57,9 @@ class Controller(Protocol):
     async def remove(self) -> None:
         """Remove everything the container used (rootfs, cgroups, logs). Idempotent."""
 
+    def logs(self, *, follow: bool, tail: int) -> AsyncIterator[LogEntry]:
+        """The container's output: the last `tail` lines (all if negative), then new ones."""
+
 
 class Executor(Protocol):
     async def describe(self) -> NodeDescription: ...
@@ -62,4 +67,4 @@ class Executor(Protocol):
     def controller(self, task: Task) -> Controller: ...
 
 
-__all__ = ["ContainerState", "Controller", "ExecError", "Executor", "TemporaryError"]
+__all__ = ["ContainerState", "Controller", "ExecError", "Executor", "LogEntry", "TemporaryError"]

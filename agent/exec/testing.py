@@ -11,11 +11,13 @@ import asyncio
 import json
 import os
 import platform
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psutil
 
-from agent.exec import ContainerState, ExecError
+from agent.exec import ContainerState, ExecError, logfile
+from agent.exec.logfile import LogEntry
 from shoal.api import Task
 from shoal.api.types_pb2 import NodeDescription
 
@@ -52,6 +54,7 @@ class TestController:
         self.task = task
         self._ex = executor
         self._path = executor.dir / f"{task.id}.json"
+        self._log = executor.dir / f"{task.id}.log"
 
     def _load(self) -> dict[str, object] | None:
         try:
@@ -94,6 +97,8 @@ class TestController:
         pid = 100000 + (hash(self.task.id) % 100000)
         self._save(running=True, pid=pid, exit_code=None)
         argv = self._argv()
+        with self._log.open("a") as f:  # what a container's output would be: its command line
+            f.write(logfile.encode("stdout", f"test executor: {' '.join(argv)}\n"))
         if argv[:1] in (["true"], ["false"]):
             asyncio.get_running_loop().call_later(
                 _SIMULATED_EXIT_DELAY, self._exit, 0 if argv[0] == "true" else 1
@@ -117,7 +122,11 @@ class TestController:
     async def shutdown(self, grace_period: float) -> None:
         self._exit(137)
 
+    def logs(self, *, follow: bool, tail: int) -> AsyncIterator[LogEntry]:
+        return logfile.read(self._log, follow=follow, tail=tail)
+
     async def remove(self) -> None:
         self._exit(137)
         self._path.unlink(missing_ok=True)
+        self._log.unlink(missing_ok=True)
         self._ex._exited.pop(self.task.id, None)

@@ -23,6 +23,7 @@ from datetime import timedelta
 from grpc import aio
 
 from manager.dispatcher.assignments import assignment_set, changed_for_agent, in_assignment_set
+from manager.dispatcher.logbroker import LogBroker
 from manager.dispatcher.sessions import Session, Sessions
 from manager.membership.servicer import update_node
 from manager.store import Event, MemoryStore, Tx
@@ -50,6 +51,7 @@ class Dispatcher:
         self._sessions = Sessions()
         self._queue: list[_Pending] = []
         self._wakeup = asyncio.Event()
+        self.logs = LogBroker(lambda context, session_id: self._session(context, session_id).node_id)
 
     # ---- helpers -----------------------------------------------------------------------------
     def heartbeat_period(self) -> float:

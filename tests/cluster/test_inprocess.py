@@ -61,3 +61,31 @@ async def test_replicated_service_runs_spread(cluster: InProcessCluster) -> None
 
     await wait_until(scaled_down, timeout=20, what="4 tasks shut down")
     assert len(await _running(cluster, svc.id)) == 2
+
+
+async def test_service_logs_stream_from_every_task(cluster: InProcessCluster) -> None:
+    from shoal import rpc
+    from shoal.api import logs_pb2, logs_pb2_grpc
+
+    ctl = cluster.control()
+    svc = (
+        await ctl.CreateService(control_pb2.CreateServiceRequest(spec=_spec("talk", 3)), timeout=5)
+    ).service
+
+    async def three() -> bool:
+        return len(await _running(cluster, svc.id)) == 3
+
+    await wait_until(three, timeout=20, what="3 tasks running")
+    async with rpc.channel(rpc.socket_target(str(cluster.hosts["m1"].socket))) as ch:
+        req = logs_pb2.SubscribeLogsRequest(
+            selector=logs_pb2.LogSelector(service_ids=[svc.id]), options=logs_pb2.LogOptions(tail=-1)
+        )
+        lines = [
+            m
+            async for batch in logs_pb2_grpc.LogsStub(ch).SubscribeLogs(req, timeout=20)
+            for m in batch.messages
+        ]
+    running = {t.id: t.node_id for t in await _running(cluster, svc.id)}
+    assert {m.context.task_id for m in lines} == set(running)
+    assert all(m.context.node_id == running[m.context.task_id] for m in lines)
+    assert all(m.data == b"test executor: sleep 1000\n" for m in lines)
