@@ -1,4 +1,4 @@
-"""The one module that touches pysyncobj. Everything else sees `RaftNode`.
+"""The one module that uses pysyncobj (imported through pysyncobj_fixed). Everything else sees `RaftNode`.
 
 Why this way: pysyncobj runs its own tick thread and pickles its transport and snapshots. We keep
 the thread behind this adapter and hand results to asyncio with call_soon_threadsafe; log entries
@@ -16,8 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
-
+from manager.raft.pysyncobj_fixed import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from manager.store import ApplyResult, MemoryStore
 from shoal.errors import FailedPrecondition, NoQuorum, NotLeader
 from shoal.log import get_logger
