@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from manager.allocator import Allocator
-from manager.orchestrator import GlobalOrchestrator, OrphanedTasks, ReplicatedOrchestrator
+from manager.orchestrator import GlobalOrchestrator, OrphanedTasks, ReplicatedOrchestrator, Updater
 from manager.reaper import TaskReaper
 from manager.reconciler import Reconciler
 from manager.scheduler import Scheduler
@@ -15,6 +15,7 @@ def control_loops(store: MemoryStore) -> list[Reconciler]:
         ReplicatedOrchestrator(store),
         GlobalOrchestrator(store),
         OrphanedTasks(store),
+        Updater(store),
         Allocator(store),
         Scheduler(store),
         TaskReaper(store),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
@@ -11,20 +10,20 @@ import click
 from manager import constraint
 from shoal.api import TaskState, control_pb2
 from shoal.api.specs_pb2 import NodeSpec
-from shoal.api.types_pb2 import NodeStatus
+from shoal.api.types_pb2 import NodeStatus, UpdateStatus
 from shoal.errors import InvalidSpec
 from swarmctl.client import Client
 
 POLL = 0.2
 
 
-def _status(client: Client, service_id: str) -> tuple[int, int, list[str]]:
-    svc = client.call("GetService", control_pb2.GetServiceRequest(service_id=service_id)).service
-    tasks = client.tasks(service_ids=[service_id])
+def _status(client: Client, svc: Any) -> tuple[int, int, list[str]]:
+    """(tasks running the current spec, tasks wanted, task errors)"""
+    tasks = client.tasks(service_ids=[svc.id])
     live = [t for t in tasks if t.desired_state == TaskState.RUNNING]
-    running = sum(1 for t in live if t.status.state == TaskState.RUNNING)
+    running = sum(1 for t in live if t.status.state == TaskState.RUNNING and t.spec == svc.spec.task)
     if svc.spec.WhichOneof("mode") == "global":
-        desired = max(len(live), len(eligible_nodes(client, svc)))
+        desired = max(len({t.node_id for t in live}), len(eligible_nodes(client, svc)))
     else:
         desired = svc.spec.replicated.replicas
     errors = sorted({t.status.err for t in live if t.status.err})
@@ -47,22 +46,29 @@ def eligible_nodes(client: Client, svc: Any) -> list[Any]:
 
 
 def wait_converged(client: Client, service_id: str, timeout: float) -> None:
+    """Until the service runs its current spec everywhere. An update that pauses or rolls back
+    (when a rollback was not what was asked) is an error, with the updater's reason."""
     deadline = time.monotonic() + timeout
     shown = ""
-    tty = sys.stderr.isatty()
+    first = client.call("GetService", control_pb2.GetServiceRequest(service_id=service_id)).service
+    asked_rollback = first.update_status.state == UpdateStatus.ROLLBACK_STARTED
     while True:
-        running, desired, errors = _status(client, service_id)
-        line = f"{running}/{desired} tasks running"
-        if line != shown and tty:
-            click.echo(f"\roverall progress: {line}", nl=False, err=True)
+        svc = client.call("GetService", control_pb2.GetServiceRequest(service_id=service_id)).service
+        st = svc.update_status
+        running, desired, errors = _status(client, svc)
+        verb = "rolling back" if st.state == UpdateStatus.ROLLBACK_STARTED else "overall progress"
+        line = f"{verb}: {running} out of {desired} tasks running the current spec"
+        if line != shown:
+            click.echo(line, err=True)
             shown = line
-        if running == desired:
-            if tty:
-                click.echo("\nverify: service converged", err=True)
+        if st.state in (UpdateStatus.PAUSED, UpdateStatus.ROLLBACK_PAUSED):
+            raise click.ClickException(f"service {svc.spec.annotations.name}: {st.message}")
+        if st.state == UpdateStatus.ROLLBACK_COMPLETED and not asked_rollback:
+            raise click.ClickException(f"service {svc.spec.annotations.name}: {st.message or 'rolled back'}")
+        if st.state not in (UpdateStatus.UPDATING, UpdateStatus.ROLLBACK_STARTED) and running == desired:
+            click.echo("verify: service converged", err=True)
             return
         if time.monotonic() > deadline:
-            if tty:
-                click.echo("", err=True)
             why = f"; {errors[0]}" if errors else ""
             progress = f"{running}/{desired} running{why}"
             raise click.ClickException(

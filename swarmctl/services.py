@@ -12,6 +12,7 @@ from swarmctl.client import Client
 from swarmctl.converge import wait_converged
 from swarmctl.logs import log_options, stream_logs
 from swarmctl.output import emit, emit_one, list_options
+from swarmctl.serviceflags import apply_create, apply_update, common_options
 from swarmctl.tasks import TASK_HEADERS, task_row
 
 
@@ -32,92 +33,19 @@ def _replicas(client: Client, svc: Any, tasks: list[Any] | None = None) -> str:
     return f"{running}/{desired}"
 
 
-def _spec_options(fn: Any) -> Any:
-    """Flags shared by create and update (update treats them as changes)."""
-    opts = [
-        click.option("--env", "-e", "env", multiple=True, help="KEY=VALUE"),
-        click.option("--label", "labels", multiple=True, help="service label KEY=VALUE"),
-        click.option(
-            "--constraint", "constraints", multiple=True, help="placement constraint, e.g. node.role==worker"
-        ),
-        click.option("--restart-condition", type=click.Choice(list(specs.RESTART_CONDITIONS))),
-        click.option("--restart-delay"),
-        click.option("--restart-max-attempts", type=click.IntRange(min=0)),
-        click.option("--restart-window"),
-        click.option("--reserve-cpu"),
-        click.option("--reserve-memory"),
-        click.option("--cpu-limit", "--limit-cpu", "cpu_limit"),
-        click.option("--memory-limit", "--limit-memory", "memory_limit"),
-        click.option("--max-replicas-per-node", type=click.IntRange(min=0)),
-        click.option("--network", "networks", multiple=True),
-        click.option("--stop-grace-period"),
-        click.option("--command", "command", help="replaces the image's ENTRYPOINT (space separated)"),
-        click.option("--init", is_flag=True, default=None),
-        click.option("--update-parallelism", type=click.IntRange(min=0)),
-        click.option("--update-delay"),
-        click.option("--update-order", type=click.Choice(["stop-first", "start-first"])),
-        click.option("--update-on-failure", type=click.Choice(["pause", "continue", "rollback"])),
-        click.option("--detach", "-d", is_flag=True, help="do not wait for the service to converge"),
-        click.option("--timeout", default=120.0, show_default=True, help="seconds to wait for convergence"),
-    ]
-    for o in reversed(opts):
-        fn = o(fn)
-    return fn
-
-
-def apply_flags(spec: ServiceSpec, o: dict[str, Any]) -> None:
-    task = spec.task
-    c = task.container
-    if o.get("env"):
-        c.env.extend(specs.env_list(o["env"]))
-    if o.get("labels"):
-        spec.annotations.labels.update(specs.key_values(o["labels"], "--label"))
-    if o.get("constraints"):
-        task.placement.constraints.extend(o["constraints"])
-    if o.get("restart_condition"):
-        task.restart.condition = specs.RESTART_CONDITIONS[o["restart_condition"]]
-    if o.get("restart_delay"):
-        task.restart.delay.FromTimedelta(specs.duration(o["restart_delay"], "--restart-delay"))
-    if o.get("restart_max_attempts") is not None:
-        task.restart.max_attempts = o["restart_max_attempts"]
-    if o.get("restart_window"):
-        task.restart.window.FromTimedelta(specs.duration(o["restart_window"], "--restart-window"))
-    if o.get("reserve_cpu"):
-        task.resources.reservations.nano_cpus = specs.cpus(o["reserve_cpu"], "--reserve-cpu")
-    if o.get("reserve_memory"):
-        task.resources.reservations.memory_bytes = specs.size(o["reserve_memory"], "--reserve-memory")
-    if o.get("cpu_limit"):
-        task.resources.limits.nano_cpus = specs.cpus(o["cpu_limit"], "--cpu-limit")
-    if o.get("memory_limit"):
-        task.resources.limits.memory_bytes = specs.size(o["memory_limit"], "--memory-limit")
-    if o.get("max_replicas_per_node") is not None:
-        task.placement.max_replicas = o["max_replicas_per_node"]
-    for net in o.get("networks") or ():
-        task.networks.add(target=net)
-    if o.get("stop_grace_period"):
-        c.stop_grace_period.FromTimedelta(specs.duration(o["stop_grace_period"], "--stop-grace-period"))
-    if o.get("command"):
-        del c.command[:]
-        c.command.extend(o["command"].split())
-    if o.get("init") is not None:
-        c.init = o["init"]
-    if o.get("update_parallelism") is not None:
-        spec.update.parallelism = o["update_parallelism"]
-    if o.get("update_delay"):
-        spec.update.delay.FromTimedelta(specs.duration(o["update_delay"], "--update-delay"))
-    if o.get("update_order"):
-        spec.update.order = 1 if o["update_order"] == "start-first" else 0  # type: ignore[assignment]
-    if o.get("update_on_failure"):
-        spec.update.failure_action = ["pause", "continue", "rollback"].index(o["update_on_failure"])  # type: ignore[assignment]
-
-
 @service.command("create", context_settings={"allow_interspersed_args": False})
 @click.option("--name", required=True)
 @click.option("--image", "image_flag", help="the image (or give it as the first argument)")
 @click.option("--replicas", type=int, help="number of tasks (replicated mode)")
 @click.option("--mode", type=click.Choice(["replicated", "global"]), default="replicated", show_default=True)
 @click.option("--args", "args_flag", help="arguments (space separated), SwarmKit style")
-@_spec_options
+@click.option("--env", "-e", "env", multiple=True, help="KEY=VALUE")
+@click.option("--label", "labels", multiple=True, help="service label KEY=VALUE")
+@click.option(
+    "--constraint", "constraints", multiple=True, help="placement constraint, e.g. node.role==worker"
+)
+@click.option("--network", "networks", multiple=True)
+@common_options
 @click.argument("words", nargs=-1)
 @click.pass_obj
 def create(
@@ -147,7 +75,9 @@ def create(
         getattr(spec, "global").SetInParent()
     else:
         spec.replicated.replicas = 1 if replicas is None else replicas
-    apply_flags(spec, o)
+    # As the docker CLI does: one task at a time unless told otherwise (0 would mean all at once).
+    spec.update.parallelism = spec.rollback.parallelism = 1
+    apply_create(spec, o)
     svc = client.call("CreateService", control_pb2.CreateServiceRequest(spec=spec)).service
     click.echo(svc.id)
     if not o["detach"]:
@@ -240,67 +170,34 @@ def _update(client: Client, ref: str, change: Any, rollback: bool = False) -> An
 @click.argument("ref")
 @click.option("--replicas", type=int)
 @click.option("--image")
-@click.option("--args", "args_flag", help="new arguments (space separated)")
-@click.option("--env-add", multiple=True)
-@click.option("--env-rm", multiple=True)
+@click.option("--args", help="new arguments (space separated)")
+@click.option("--env-add", multiple=True, help="KEY=VALUE")
+@click.option("--env-rm", multiple=True, help="KEY")
+@click.option("--label-add", multiple=True)
+@click.option("--label-rm", multiple=True)
 @click.option("--constraint-add", multiple=True)
 @click.option("--constraint-rm", multiple=True)
+@click.option("--network-add", multiple=True)
+@click.option("--network-rm", multiple=True)
 @click.option("--force", is_flag=True, help="replace every task even if nothing changed")
-@click.option("--detach", "-d", is_flag=True)
-@click.option("--timeout", default=120.0, show_default=True)
+@common_options
 @click.pass_obj
-def update(
-    client: Client,
-    ref: str,
-    replicas: int | None,
-    image: str | None,
-    args_flag: str | None,
-    env_add: tuple[str, ...],
-    env_rm: tuple[str, ...],
-    constraint_add: tuple[str, ...],
-    constraint_rm: tuple[str, ...],
-    force: bool,
-    detach: bool,
-    timeout: float,
-) -> None:
-    """Change a service."""
+def update(client: Client, ref: str, replicas: int | None, **o: Any) -> None:
+    """Change a service; dirty tasks are replaced as its update config says."""
     if replicas is not None and replicas < 0:
         raise click.BadParameter(f"replicas must be 0 or more (got {replicas})", param_hint="--replicas")
-    specs.env_list(env_add)
-
-    def change(spec: ServiceSpec) -> None:
-        c = spec.task.container
-        if replicas is not None:
-            if spec.WhichOneof("mode") != "replicated":
-                raise click.ClickException("only a replicated service has replicas")
-            spec.replicated.replicas = replicas
-        if image:
-            c.image = image
-        if args_flag is not None:
-            del c.args[:]
-            c.args.extend(args_flag.split())
-        if env_add or env_rm:
-            keys = {e.partition("=")[0] for e in env_add} | set(env_rm)
-            kept = [e for e in c.env if e.partition("=")[0] not in keys]
-            del c.env[:]
-            c.env.extend([*kept, *env_add])
-        if constraint_add or constraint_rm:
-            kept = [x for x in spec.task.placement.constraints if x not in constraint_rm]
-            del spec.task.placement.constraints[:]
-            spec.task.placement.constraints.extend([*kept, *constraint_add])
-        if force:
-            spec.task.force_update += 1
-
-    svc = _update(client, ref, change)
+    o["replicas"] = replicas
+    specs.env_list(o["env_add"])
+    svc = _update(client, ref, lambda spec: apply_update(spec, o))
     click.echo(svc.id)
-    if not detach:
-        wait_converged(client, svc.id, timeout)
+    if not o["detach"]:
+        wait_converged(client, svc.id, o["timeout"])
 
 
 @service.command("scale")
 @click.argument("pairs", nargs=-1, required=True)
 @click.option("--detach", "-d", is_flag=True)
-@click.option("--timeout", default=120.0, show_default=True)
+@click.option("--timeout", default=300.0, show_default=True)
 @click.pass_obj
 def scale(client: Client, pairs: tuple[str, ...], detach: bool, timeout: float) -> None:
     """Scale services: swarmctl service scale NAME=REPLICAS..."""
@@ -326,7 +223,7 @@ def scale(client: Client, pairs: tuple[str, ...], detach: bool, timeout: float) 
 @service.command("rollback")
 @click.argument("ref")
 @click.option("--detach", "-d", is_flag=True)
-@click.option("--timeout", default=120.0, show_default=True)
+@click.option("--timeout", default=300.0, show_default=True)
 @click.pass_obj
 def rollback(client: Client, ref: str, detach: bool, timeout: float) -> None:
     """Go back to the service's previous spec."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeAlias
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
 
 from manager.controlapi import validate
@@ -15,12 +16,18 @@ from manager.store import MemoryStore, Tx
 from shoal import auth, ids
 from shoal.api import Cluster, Network, Node, NodeRole, Service, Task, control_pb2, control_pb2_grpc
 from shoal.api.specs_pb2 import NodeSpec
-from shoal.api.types_pb2 import NodeStatus
+from shoal.api.types_pb2 import NodeStatus, UpdateStatus
 from shoal.errors import FailedPrecondition, InvalidSpec, NotFound
 from shoal.log import get_logger
 
 log = get_logger("controlapi")
 Ctx: TypeAlias = aio.ServicerContext  # type: ignore[type-arg]
+
+
+def _now() -> Timestamp:
+    ts = Timestamp()
+    ts.GetCurrentTime()
+    return ts
 
 
 def _public(cluster: Cluster) -> Cluster:
@@ -162,8 +169,21 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
                 raise InvalidSpec("a service's mode cannot change")
             previous = type(svc.spec)()
             previous.CopyFrom(svc.spec)
+            st = svc.update_status
             if new_spec.task != svc.spec.task:
                 svc.spec_version.index += 1
+                st.state = UpdateStatus.ROLLBACK_STARTED if rollback else UpdateStatus.UPDATING
+                st.message = "manually requested rollback" if rollback else "update in progress"
+                st.started_at.CopyFrom(_now())
+                st.ClearField("completed_at")
+            elif st.state in (UpdateStatus.PAUSED, UpdateStatus.ROLLBACK_PAUSED):
+                # The next update of a paused service resumes it.
+                st.state = (
+                    UpdateStatus.UPDATING
+                    if st.state == UpdateStatus.PAUSED
+                    else UpdateStatus.ROLLBACK_STARTED
+                )
+                st.message = "update resumed"
             svc.spec.CopyFrom(new_spec)
             svc.previous_spec.CopyFrom(previous)
             tx.update(svc)

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 from manager import constraint
 from manager.orchestrator.restart import restart_due_at, should_restart
-from manager.orchestrator.tasks import new_task, stop_task, task_is_live
+from manager.orchestrator.tasks import new_task, settle_duplicates, stop_task, task_is_live
 from manager.reconciler import Reconciler
 from manager.store import Tx, is_terminal
 from shoal.api import Node, Service, Task
@@ -66,9 +66,10 @@ def reconcile_service(tx: Tx, svc: Service, tasks: list[Task], nodes: list[Node]
             for t in live:
                 stop_task(tx, t, why="node is down, drained or no longer matches")
             continue
-        for t in live[:-1]:
-            stop_task(tx, t, why="duplicate task on node")
-        current = live[-1] if live else None
+        settled = settle_duplicates(tx, live)
+        if settled is None:
+            continue  # a start-first replacement is on its way
+        current = settled[-1] if settled else None
         if current is not None and is_terminal(current.status.state):
             if not should_restart(current, history) or now < restart_due_at(current):
                 continue

@@ -10,7 +10,7 @@ import time
 from collections import defaultdict
 
 from manager.orchestrator.restart import restart_due_at, should_restart
-from manager.orchestrator.tasks import new_task, node_gone, stop_task, task_is_live
+from manager.orchestrator.tasks import new_task, node_gone, settle_duplicates, stop_task, task_is_live
 from manager.reconciler import Reconciler
 from manager.store import Tx, is_terminal
 from shoal.api import Node, Service, Task
@@ -48,10 +48,10 @@ def reconcile_service(tx: Tx, svc: Service, tasks: list[Task], nodes: dict[str, 
             for t in live:
                 stop_task(tx, t, why="service scaled down")
             continue
-        # At most one live task per slot: keep the newest.
-        for t in live[:-1]:
-            stop_task(tx, t, why="duplicate task in slot")
-        current = live[-1] if live else None
+        settled = settle_duplicates(tx, live)
+        if settled is None:
+            continue  # a start-first replacement is on its way
+        current = settled[-1] if settled else None
         if current is not None and current.node_id and node_gone(nodes.get(current.node_id)):
             stop_task(tx, current, why="node is down or drained")
             current = None

@@ -55,3 +55,21 @@ def node_gone(node: Node | None) -> bool:
 def task_is_live(task: Task) -> bool:
     """Desired to run (it may have ended: the restart policy decides what comes next)."""
     return task.desired_state <= TaskState.RUNNING
+
+
+def settle_duplicates(tx: Tx, live: list[Task]) -> list[Task] | None:
+    """A slot (or a global service's node) with several live tasks, oldest first: a start-first
+    update put a replacement next to the old task. Once the newest runs, the older ones stop; if
+    the newest ended, it is the one stopped. Returns the live tasks left, or None while the
+    replacement is still starting (the slot is then left alone)."""
+    if len(live) <= 1:
+        return live
+    newest = live[-1]
+    if newest.status.state == TaskState.RUNNING:
+        for t in live[:-1]:
+            stop_task(tx, t, why="replaced by a newer task")
+        return [newest]
+    if newest.status.state > TaskState.RUNNING:
+        stop_task(tx, newest, why="replacement task ended")
+        return settle_duplicates(tx, live[:-1])
+    return None
