@@ -1,0 +1,1 @@
+"""Benchmarks: numbers and ratios printed, never asserted (see `python -m bench --help`)."""
