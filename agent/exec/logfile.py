@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,10 +36,10 @@ def _decode(line: str) -> LogEntry | None:
 
 
 async def read(
-    path: Path, *, follow: bool, tail: int, alive: asyncio.Event | None = None
+    path: Path, *, follow: bool, tail: int, alive: Callable[[], bool] | None = None
 ) -> AsyncIterator[LogEntry]:
     """The last `tail` entries (all if negative), then new ones while following. Following ends
-    when `alive` is cleared (the container is gone) and nothing more is written."""
+    when `alive()` says the writer is gone and nothing more is written."""
     while not path.exists():  # noqa: ASYNC240 - a local stat, as cheap as the sleep around it
         if not follow:
             return
@@ -59,7 +59,7 @@ async def read(
         while True:
             chunk = f.readline()
             if not chunk:
-                if alive is not None and not alive.is_set():
+                if alive is not None and not alive():
                     return
                 await asyncio.sleep(POLL)
                 continue

@@ -1,0 +1,81 @@
+"""A container's bundle directory: what the executor decided (config.json) and what the
+supervisor reports back (state.json), plus the rootfs mount point, the overlay's upper/work dirs,
+the log file and the supervisor's control socket."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Config:
+    task_id: str
+    lowerdirs: list[str]  # image layers, bottom first
+    argv: list[str]
+    env: list[str]
+    cwd: str = "/"
+    uid: int = 0
+    gid: int = 0
+    hostname: str = ""
+    cgroup_parent: str = "shoal"
+    memory_bytes: int = 0
+    nano_cpus: int = 0
+    pids_limit: int = 0
+    stop_signal: str = "SIGTERM"
+    init: str = ""  # host path of an init binary to run as PID 1 (docker run --init)
+    extra_groups: list[int] = field(default_factory=list)
+
+
+@dataclass
+class State:
+    status: str  # "created" | "running" | "exited"
+    pid: int = 0
+    supervisor: int = 0
+    exit_code: int | None = None
+    oom_killed: bool = False
+    error: str = ""
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+
+class Bundle:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rootfs = path / "rootfs"
+        self.upper = path / "upper"
+        self.work = path / "work"
+        self.log = path / "container.log"
+        # Abstract (no file, no path length limit); per network namespace, like the host's swarmd.
+        self.socket = "\0shoal-supervisor/" + path.name
+        self._config = path / "config.json"
+        self._state = path / "state.json"
+
+    def exists(self) -> bool:
+        return self._config.exists()
+
+    def write_config(self, cfg: Config) -> None:
+        for d in (self.path, self.rootfs, self.upper, self.work):
+            d.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self._config, asdict(cfg))
+
+    def config(self) -> Config:
+        return Config(**json.loads(self._config.read_text()))
+
+    def write_state(self, state: State) -> None:
+        _atomic_write(self._state, asdict(state))
+
+    def state(self) -> State | None:
+        try:
+            return State(**json.loads(self._state.read_text()))
+        except (FileNotFoundError, ValueError):
+            return None
+
+
+def _atomic_write(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)

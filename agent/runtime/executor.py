@@ -1,0 +1,214 @@
+"""The container executor: the agent's Executor backed by our own runtime. A controller turns a
+task into a bundle (prepare), starts its supervisor (start), and reads back what the supervisor
+records (inspect, wait), so a controller made after an agent restart re-adopts the container."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import psutil
+
+from agent.exec import ContainerState, ExecError, LogEntry, logfile
+from agent.runtime import cgroups, linux, spec
+from agent.runtime.bundle import Bundle, Config, State
+from shoal.api import Task
+from shoal.api.types_pb2 import NodeDescription
+from shoal.log import get_logger
+
+log = get_logger("runtime")
+POLL = 0.1
+START_TIMEOUT = 30.0
+TINI = Path("/usr/bin/tini-static")
+
+
+class PulledImageLike(Protocol):
+    digest: str
+    config: dict[str, Any]
+    layers: list[Path]
+
+
+class ImageStoreLike(Protocol):
+    async def pull(self, ref: str) -> PulledImageLike: ...
+
+
+class ContainerExecutor:
+    def __init__(
+        self, root: Path, node_name: str, images: ImageStoreLike | None = None, cgroup_parent: str = ""
+    ) -> None:
+        self.root = root
+        self.node_name = node_name
+        self.cgroup_parent = cgroup_parent or f"shoal/{node_name}"
+        self.root.mkdir(parents=True, exist_ok=True)
+        if images is None:
+            from agent.image import ImageStore
+
+            images = ImageStore(root / "images")
+        self.images = images
+
+    async def describe(self) -> NodeDescription:
+        desc = NodeDescription()
+        desc.platform.os = "linux"
+        desc.platform.architecture = platform.machine()
+        desc.resources.nano_cpus = (os.cpu_count() or 1) * 1_000_000_000
+        desc.resources.memory_bytes = psutil.virtual_memory().total
+        return desc
+
+    def controller(self, task: Task) -> ContainerController:
+        return ContainerController(self, task)
+
+    def bundles(self) -> list[str]:
+        return [p.name for p in (self.root / "bundles").glob("*") if p.is_dir()]
+
+
+class ContainerController:
+    def __init__(self, executor: ContainerExecutor, task: Task) -> None:
+        self.task = task
+        self._ex = executor
+        self.bundle = Bundle(executor.root / "bundles" / task.id)
+
+    def _cgroup(self) -> cgroups.Cgroup:
+        return cgroups.for_container(self._ex.cgroup_parent, self.task.id)
+
+    def _state(self) -> State | None:
+        return self.bundle.state()
+
+    async def inspect(self) -> ContainerState:
+        if not self.bundle.exists():
+            return ContainerState(exists=False)
+        st = self._state()
+        if st is None or st.status == "created":
+            return ContainerState(exists=True)
+        if st.status == "running":
+            if psutil.pid_exists(st.supervisor):
+                return ContainerState(exists=True, running=True, pid=st.pid)
+            st = self._state() or st  # it may have just written its last state and gone
+            if st.status == "running":
+                # The supervisor died without recording an exit (a reboot, or it was killed).
+                return ContainerState(exists=True, pid=st.pid, exit_code=255, message="container lost")
+        return _final(st)
+
+    async def prepare(self) -> None:
+        if self.bundle.exists():
+            return
+        c = self.task.spec.container
+        image = await self._ex.images.pull(c.image)
+        uid, gid = spec.user(self.task, image.config, image.layers)
+        res = self.task.spec.resources
+        cfg = Config(
+            task_id=self.task.id,
+            lowerdirs=[str(p) for p in image.layers],
+            argv=spec.argv(self.task, image.config),
+            env=spec.env(self.task, image.config),
+            cwd=c.dir or str(image.config.get("WorkingDir") or "/"),
+            uid=uid,
+            gid=gid,
+            hostname=spec.hostname(self.task),
+            cgroup_parent=self._ex.cgroup_parent,
+            memory_bytes=res.limits.memory_bytes,
+            nano_cpus=res.limits.nano_cpus,
+            pids_limit=res.pids_limit,
+            stop_signal=c.stop_signal or str(image.config.get("StopSignal") or "SIGTERM"),
+            init=str(TINI) if c.init else "",
+        )
+        if c.init and not TINI.exists():  # noqa: ASYNC240 - one stat
+            raise ExecError(f"--init needs {TINI} (Debian package tini)")
+        await asyncio.to_thread(self.bundle.write_config, cfg)
+
+    async def start(self) -> int:
+        st = self._state()
+        if st is not None and st.status != "created":
+            if st.error:
+                raise ExecError(f"container failed to start: {st.error}")
+            return st.pid
+        # The supervisor daemonizes (its first process exits at once), so swarmd never has
+        # long-lived children to reap; never fork from swarmd itself (gRPC threads).
+        err = self.bundle.path / "supervisor.err"
+        with err.open("ab") as errf:
+            proc = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "agent.runtime.supervisor", str(self.bundle.path)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf, close_fds=True,
+                start_new_session=True, timeout=START_TIMEOUT,
+            )  # fmt: skip
+        if proc.returncode != 0:
+            raise ExecError(f"container supervisor failed: {err.read_text()[-500:].strip()}")
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            st = self._state()
+            if st is not None and st.status != "created":
+                if st.error:
+                    raise ExecError(f"container failed to start: {st.error.splitlines()[-1]}")
+                return st.pid
+            if time.monotonic() > deadline:
+                raise ExecError("container did not start in time")
+            await asyncio.sleep(POLL / 2)
+
+    async def wait(self) -> ContainerState:
+        while True:
+            st = await self.inspect()
+            if not st.running:
+                return st
+            await asyncio.sleep(POLL)
+
+    async def shutdown(self, grace_period: float) -> None:
+        st = self._state()
+        if st is None or st.status != "running":
+            return
+        try:
+            await asyncio.to_thread(_ask, self.bundle.socket, f"stop {grace_period}")
+        except OSError:
+            await asyncio.to_thread(self._cgroup().kill_all)  # no supervisor to ask
+            return
+        # The supervisor records the exit in its state file; there is nothing to await but that.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_period + 10):
+                await self.wait()
+
+    async def remove(self) -> None:
+        await self.shutdown(0)
+        await asyncio.to_thread(self._remove_files)
+
+    def _remove_files(self) -> None:
+        with contextlib.suppress(OSError):
+            linux.umount2(str(self.bundle.rootfs), linux.MNT_DETACH)
+        cg = self._cgroup()
+        if cg.exists():
+            cg.remove()
+        shutil.rmtree(self.bundle.path, ignore_errors=True)
+
+    def logs(self, *, follow: bool, tail: int) -> AsyncIterator[LogEntry]:
+        def alive() -> bool:
+            st = self._state()
+            return st is not None and st.status == "running"
+
+        return logfile.read(self.bundle.log, follow=follow, tail=tail, alive=alive)
+
+
+def _final(st: State) -> ContainerState:
+    code = st.exit_code if st.exit_code is not None else 255
+    if st.oom_killed:
+        message = "OOM killed"
+    elif st.error:
+        message = f"container failed to start: {st.error.splitlines()[-1]}"
+    else:
+        message = f"exit code {code}"
+    return ContainerState(exists=True, pid=st.pid, exit_code=code, message=message, oom_killed=st.oom_killed)
+
+
+def _ask(address: str, command: str) -> str:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(address)
+        s.sendall(command.encode())
+        return s.recv(64).decode()
