@@ -46,10 +46,12 @@ def _replicas(client: Client, svc: Any, tasks: list[Any] | None = None) -> str:
 )
 @click.option("--network", "networks", multiple=True)
 @common_options
+@click.option("--no-resolve-image", "no_resolve", is_flag=True, help="do not pin the image to its digest")
 @click.argument("words", nargs=-1)
 @click.pass_obj
 def create(
     client: Client,
+    no_resolve: bool,
     name: str,
     image_flag: str | None,
     replicas: int | None,
@@ -78,7 +80,12 @@ def create(
     # As the docker CLI does: one task at a time unless told otherwise (0 would mean all at once).
     spec.update.parallelism = spec.rollback.parallelism = 1
     apply_create(spec, o)
-    svc = client.call("CreateService", control_pb2.CreateServiceRequest(spec=spec)).service
+    resp = client.call(
+        "CreateService", control_pb2.CreateServiceRequest(spec=spec, no_resolve_image=no_resolve)
+    )
+    for w in resp.warnings:
+        click.echo(f"warning: {w}", err=True)
+    svc = resp.service
     click.echo(svc.id)
     if not o["detach"]:
         wait_converged(client, svc.id, o["timeout"])
@@ -146,7 +153,7 @@ def ps(client: Client, ref: str, fmt: str, quiet: bool) -> None:
     emit(tasks, fmt, quiet, TASK_HEADERS, lambda t: task_row(t, hosts, {svc.id: svc.spec.annotations.name}))
 
 
-def _update(client: Client, ref: str, change: Any, rollback: bool = False) -> Any:
+def _update(client: Client, ref: str, change: Any, rollback: bool = False, no_resolve: bool = False) -> Any:
     """Read, change, write; a concurrent update (ABORTED) is retried on a fresh read."""
     import grpc
 
@@ -155,11 +162,16 @@ def _update(client: Client, ref: str, change: Any, rollback: bool = False) -> An
         spec = ServiceSpec()
         spec.CopyFrom(svc.spec)
         change(spec)
-        req = control_pb2.UpdateServiceRequest(service_id=svc.id, service_version=svc.meta.version, spec=spec)
+        req = control_pb2.UpdateServiceRequest(
+            service_id=svc.id, service_version=svc.meta.version, spec=spec, no_resolve_image=no_resolve
+        )
         if rollback:
             req.rollback = control_pb2.UpdateServiceRequest.PREVIOUS
         try:
-            return client.call("UpdateService", req).service
+            resp = client.call("UpdateService", req)
+            for w in resp.warnings:
+                click.echo(f"warning: {w}", err=True)
+            return resp.service
         except grpc.RpcError as e:
             if e.code() != grpc.StatusCode.ABORTED or attempt == 2:  # type: ignore[attr-defined]
                 raise
@@ -180,15 +192,16 @@ def _update(client: Client, ref: str, change: Any, rollback: bool = False) -> An
 @click.option("--network-add", multiple=True)
 @click.option("--network-rm", multiple=True)
 @click.option("--force", is_flag=True, help="replace every task even if nothing changed")
+@click.option("--no-resolve-image", "no_resolve", is_flag=True, help="do not pin the image to its digest")
 @common_options
 @click.pass_obj
-def update(client: Client, ref: str, replicas: int | None, **o: Any) -> None:
+def update(client: Client, ref: str, replicas: int | None, no_resolve: bool, **o: Any) -> None:
     """Change a service; dirty tasks are replaced as its update config says."""
     if replicas is not None and replicas < 0:
         raise click.BadParameter(f"replicas must be 0 or more (got {replicas})", param_hint="--replicas")
     o["replicas"] = replicas
     specs.env_list(o["env_add"])
-    svc = _update(client, ref, lambda spec: apply_update(spec, o))
+    svc = _update(client, ref, lambda spec: apply_update(spec, o), no_resolve=no_resolve)
     click.echo(svc.id)
     if not o["detach"]:
         wait_converged(client, svc.id, o["timeout"])

@@ -16,6 +16,7 @@ class Config:
     join_addr: str
     join_token: str
     executor: str
+    cgroup_parent: str = ""
 
     @property
     def raft_addr(self) -> str:

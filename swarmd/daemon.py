@@ -30,9 +30,11 @@ def make_executor(cfg: Config) -> Any:
 
         return TestExecutor(cfg.state_dir / "testexec")
     if cfg.executor == "container":
-        from agent.runtime import ContainerExecutor
+        from agent.runtime.executor import ContainerExecutor
 
-        return ContainerExecutor(root=cfg.state_dir / "containers", node_name=cfg.hostname)
+        return ContainerExecutor(
+            root=cfg.state_dir / "containers", node_name=cfg.hostname, cgroup_parent=cfg.cgroup_parent
+        )
     raise FailedPrecondition(f"unknown executor {cfg.executor!r} (test or container)")
 
 

@@ -33,6 +33,9 @@ from swarmd.config import Config
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True)
 @click.option("--executor", type=click.Choice(["container", "test"]), default="container", show_default=True)
+@click.option(
+    "--cgroup-parent", default="", help="parent cgroup of the containers (default shoal/<hostname>)"
+)
 def cli(
     state_dir: Path,
     hostname: str,
@@ -44,6 +47,7 @@ def cli(
     log_level: str,
     log_format: str,
     executor: str,
+    cgroup_parent: str,
 ) -> None:
     shoal_log.configure(log_level, log_format)
     if not advertise_remote_api:
@@ -62,6 +66,7 @@ def cli(
         join_addr=join_addr,
         join_token=join_token,
         executor=executor,
+        cgroup_parent=cgroup_parent,
     )
     from swarmd.daemon import Daemon
 

@@ -25,7 +25,7 @@ import psutil
 from structlog.stdlib import BoundLogger
 
 from shoal.log import get_logger
-from swarmlab import control, net, sweep
+from swarmlab import control, net, registry, sweep
 from swarmlab.layout import LAB_ROOT, REMOTE_PORT, LabError, LabExists, LabLayout
 
 
@@ -61,6 +61,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 STOP_GRACE = 10.0
+REGISTRY_PORT = 5000
 JOIN_ATTEMPT_TIMEOUT = 20.0
 
 
@@ -78,7 +79,7 @@ class Lab(LabLayout):
         cls,
         managers: int = 3,
         workers: int = 2,
-        executor: str = "test",
+        executor: str = "container",
         name: str = "lab",
         timeout: float = 120.0,
     ) -> Lab:
@@ -88,6 +89,7 @@ class Lab(LabLayout):
         lab._create(managers, workers, executor)
         try:
             lab._create_network()
+            lab._start_registry()
             lab._form_cluster(timeout)
         except BaseException:
             try:
@@ -139,6 +141,19 @@ class Lab(LabLayout):
         net.create_underlay(self.name)
         for h in self.info()["hosts"]:
             self._create_host(h["name"], h["addr"])
+
+    @property
+    def registry(self) -> str:
+        """host:port of the lab's registry, reachable from every lab host."""
+        return f"{net.registry_addr(self.name)}:{REGISTRY_PORT}"
+
+    def _start_registry(self) -> None:
+        ns = net.underlay_ns(self.name)
+        proc = registry.start_registry(self.dir / "registry", self.registry, netns=ns)
+        self._children[proc.pid] = proc  # type: ignore[assignment]
+        (self.dir / "registry.pid").write_text(f"{proc.pid}\n")
+        registry.seed(self.registry, netns=ns)
+        _log().info("registry_seeded", lab=self.name, registry=self.registry)
 
     def _create_host(self, host: str, addr: str) -> None:
         net.create_host(self.name, host, addr)
@@ -217,7 +232,7 @@ class Lab(LabLayout):
             "--state-dir", str(state_dir), "--hostname", host,
             "--listen-remote-api", remote, "--advertise-remote-api", remote,
             "--listen-control-api", str(sock), "--log-level", "info", "--log-format", "console",
-            "--executor", self.executor,
+            "--executor", self.executor, "--cgroup-parent", f"swarmlab-{self.name}-{host}",
         ]  # fmt: skip
         if join:
             cmd += ["--join-addr", join[0], "--join-token", join[1]]

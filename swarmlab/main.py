@@ -35,7 +35,7 @@ def cli(log_level: str) -> None:
 @cli.command()
 @click.option("--managers", "-m", type=click.IntRange(1, 200), default=3, show_default=True)
 @click.option("--workers", "-w", type=click.IntRange(0, 200), default=2, show_default=True)
-@click.option("--executor", type=click.Choice(EXECUTORS), default="test", show_default=True)
+@click.option("--executor", type=click.Choice(EXECUTORS), default="container", show_default=True)
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="seconds to form the cluster")
 @name_option
 def up(managers: int, workers: int, executor: str, timeout: float, name: str) -> None:
@@ -46,6 +46,7 @@ def up(managers: int, workers: int, executor: str, timeout: float, name: str) ->
     lab = Lab.up(managers=managers, workers=workers, executor=executor, name=name, timeout=timeout)
     _print_hosts(lab)
     click.echo(f"export SWARM_SOCKET={lab.manager_socket()}")
+    click.echo(f"export SWARMLAB_REGISTRY={lab.registry}")
 
 
 @cli.command()
@@ -98,6 +99,7 @@ def env(name: str, host: str | None) -> None:
     else:
         sock = lab.socket(host)
     click.echo(f"export SWARM_SOCKET={sock}")
+    click.echo(f"export SWARMLAB_REGISTRY={lab.registry}")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, **CONTEXT})

@@ -51,6 +51,10 @@ def subnet(lab: str) -> str:
     return f"10.77.{zlib.crc32(lab.encode()) % 256}"
 
 
+def registry_addr(lab: str) -> str:
+    return f"{subnet(lab)}.1"
+
+
 def host_addr(lab: str, index: int) -> str:
     if not 0 <= index <= 240:
         raise NetError(f"no address left for host index {index}")
@@ -90,7 +94,9 @@ def create_underlay(lab: str) -> None:
         with IPRoute(netns=ns, flags=0) as ipr:
             _up(ipr, "lo")
             ipr.link("add", ifname=BRIDGE, kind="bridge")
-            _up(ipr, BRIDGE)
+            idx = _up(ipr, BRIDGE)
+            # The bridge's own address is where the lab's registry listens.
+            ipr.addr("add", index=idx, address=registry_addr(lab), prefixlen=PREFIXLEN)
     except (NetlinkError, OSError) as e:
         raise NetError(f"cannot create underlay namespace {ns}: {e}") from e
 

@@ -127,13 +127,13 @@ def build_images(work: Path) -> Path:
     return layout
 
 
-def seed(registry: str, work: Path = CACHE) -> None:
-    """Build (once) and push the lab's images to registry (host:port)."""
+IMAGES = (("busybox", "busybox:latest"), ("busybox2", "busybox:2"), ("whiteout", "whiteout:latest"))
+
+
+def seed(registry: str, work: Path = CACHE, netns: str | None = None) -> None:
+    """Build (once) and push the lab's images to registry (host:port), from netns if given."""
     layout = build_images(work)
-    for tag, target in (
-        ("busybox", "busybox:latest"),
-        ("busybox2", "busybox:2"),
-        ("whiteout", "whiteout:latest"),
-    ):
-        _run("skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "-q",
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    for tag, target in IMAGES:
+        _run(*prefix, "skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "-q",
              f"oci:{layout}:{tag}", f"docker://{registry}/{target}")  # fmt: skip

@@ -24,7 +24,7 @@ def require_root() -> None:
 
 @contextmanager
 def running_lab(
-    managers: int = 3, workers: int = 2, executor: str = "test", name: str | None = None
+    managers: int = 3, workers: int = 2, executor: str = "container", name: str | None = None
 ) -> Iterator[Lab]:
     """Up a lab with a unique name (unless one is given), yield it, and always take it down."""
     require_root()

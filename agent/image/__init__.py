@@ -3,6 +3,6 @@ unpacked once (with whiteouts) for overlayfs."""
 
 from agent.image.errors import ImageError
 from agent.image.reference import Reference, parse
-from agent.image.store import ImageStore, PulledImage
+from agent.image.store import ImageStore, PulledImage, resolve
 
-__all__ = ["ImageError", "ImageStore", "PulledImage", "Reference", "parse"]
+__all__ = ["ImageError", "ImageStore", "PulledImage", "Reference", "parse", "resolve"]

@@ -38,6 +38,17 @@ def _hex(digest: str) -> str:
     return digest.removeprefix("sha256:")
 
 
+async def resolve(ref: str, username: str | None = None, password: str | None = None) -> str:
+    """The reference pinned to the digest of what its tag points at now (what managers record
+    at service create, so that every replica runs the same bytes)."""
+    r = parse(ref)
+    if r.digest:
+        return ref
+    async with Registry(r, username, password) as reg:
+        _, _, digest = await reg.manifest(r.manifest_ref)
+    return str(r.pinned(digest))
+
+
 class ImageStore:
     def __init__(self, root: Path, *, username: str | None = None, password: str | None = None) -> None:
         self.root = root
@@ -72,11 +83,7 @@ class ImageStore:
         return digest, body
 
     async def resolve(self, ref: str) -> str:
-        """The reference pinned to the digest of what its tag points at now."""
-        r = parse(ref)
-        async with self._registry(r) as reg:
-            _, _, digest = await reg.manifest(r.manifest_ref)
-        return str(r.pinned(digest))
+        return await resolve(ref, *self._creds)
 
     async def pull(self, ref: str) -> PulledImage:
         r = parse(ref)

@@ -33,9 +33,14 @@ TINI = Path("/usr/bin/tini-static")
 
 
 class PulledImageLike(Protocol):
-    digest: str
-    config: dict[str, Any]
-    layers: list[Path]
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def config(self) -> dict[str, Any]: ...
+
+    @property
+    def layers(self) -> list[Path]: ...
 
 
 class ImageStoreLike(Protocol):
@@ -54,7 +59,7 @@ class ContainerExecutor:
             from agent.image import ImageStore
 
             images = ImageStore(root / "images")
-        self.images = images
+        self.images: ImageStoreLike = images
 
     async def describe(self) -> NodeDescription:
         desc = NodeDescription()

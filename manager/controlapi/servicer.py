@@ -4,7 +4,8 @@ Get/Update/Remove take exact IDs: the CLI resolves names and prefixes with List.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TypeAlias
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -14,10 +15,20 @@ from manager.controlapi import validate
 from manager.controlapi.filters import matches
 from manager.store import MemoryStore, Tx
 from shoal import auth, ids
-from shoal.api import Cluster, Network, Node, NodeRole, Service, Task, control_pb2, control_pb2_grpc
+from shoal.api import (
+    Cluster,
+    Network,
+    Node,
+    NodeRole,
+    Service,
+    ServiceSpec,
+    Task,
+    control_pb2,
+    control_pb2_grpc,
+)
 from shoal.api.specs_pb2 import NodeSpec
 from shoal.api.types_pb2 import NodeStatus, UpdateStatus
-from shoal.errors import FailedPrecondition, InvalidSpec, NotFound
+from shoal.errors import FailedPrecondition, InvalidSpec, NameConflict, NotFound
 from shoal.log import get_logger
 
 log = get_logger("controlapi")
@@ -37,9 +48,38 @@ def _public(cluster: Cluster) -> Cluster:
     return out
 
 
+Resolver = Callable[[str], Awaitable[str]]
+RESOLVE_TIMEOUT = 5.0
+
+
+async def _registry_resolve(ref: str) -> str:
+    from agent.image import resolve
+
+    return await resolve(ref)
+
+
 class ControlServicer(control_pb2_grpc.ControlServicer):
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: MemoryStore, resolver: Resolver | None = None) -> None:
         self._store = store
+        self._resolve = resolver or _registry_resolve
+
+    async def _pin(self, spec: ServiceSpec, skip: bool) -> list[str]:
+        """Pin the image to its digest (before anything is proposed); a registry that can't be
+        reached is a warning, not an error: the service proceeds unpinned."""
+        image = spec.task.container.image
+        if skip or "@" in image:
+            return []
+        try:
+            async with asyncio.timeout(RESOLVE_TIMEOUT):
+                spec.task.container.image = await self._resolve(image)
+            return []
+        except Exception as e:
+            reason = getattr(e, "message", None) or str(e) or type(e).__name__
+            log.warning("image_not_pinned", image=image, error=reason)
+            return [
+                f"image {image} could not be accessed on a registry to record its digest ({reason}); "
+                "each node will resolve it on its own, possibly to different versions"
+            ]
 
     def _get(self, cls: type, obj_id: str, kind: str):  # type: ignore[no-untyped-def]
         if not obj_id:
@@ -130,12 +170,16 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         if spec.WhichOneof("mode") is None:
             spec.replicated.replicas = 1
         validate.service_spec(spec)
+        if self._store.view().by_name(Service, spec.annotations.name) is not None:
+            raise NameConflict(f"service {spec.annotations.name!r} already exists (names are unique)")
+        warnings = await self._pin(spec, request.no_resolve_image)
         svc = Service(id=ids.new_id())
         svc.spec.CopyFrom(spec)
         svc.spec_version.index = 1
         await self._store.update(lambda tx: tx.create(svc))
         log.info("service_created", service=spec.annotations.name, service_id=svc.id)
-        return control_pb2.CreateServiceResponse(service=self._store.view().get_service(svc.id))
+        service = self._store.view().get_service(svc.id)
+        return control_pb2.CreateServiceResponse(service=service, warnings=warnings)
 
     async def GetService(
         self, request: control_pb2.GetServiceRequest, context: Ctx
@@ -147,6 +191,15 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     ) -> control_pb2.UpdateServiceResponse:
         spec = request.spec
         rollback = request.rollback == control_pb2.UpdateServiceRequest.PREVIOUS
+        warnings: list[str] = []
+        current = self._store.view().get_service(request.service_id)
+        if (
+            not rollback
+            and current is not None
+            and spec.task.container.image != current.spec.task.container.image
+        ):
+            validate.service_spec(spec)
+            warnings = await self._pin(spec, request.no_resolve_image)
 
         def write(tx: Tx) -> Service:
             svc = tx.get_service(request.service_id)
@@ -191,7 +244,8 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
         svc = await self._store.update(write)
         log.info("service_updated", service_id=svc.id, rollback=rollback)
-        return control_pb2.UpdateServiceResponse(service=self._store.view().get_service(svc.id))
+        service = self._store.view().get_service(svc.id)
+        return control_pb2.UpdateServiceResponse(service=service, warnings=warnings)
 
     async def RemoveService(
         self, request: control_pb2.RemoveServiceRequest, context: Ctx

@@ -39,7 +39,11 @@ async def _running(c: InProcessCluster, service_id: str) -> list:  # type: ignor
 
 async def test_replicated_service_runs_spread(cluster: InProcessCluster) -> None:
     ctl = cluster.control()
-    svc = (await ctl.CreateService(control_pb2.CreateServiceRequest(spec=_spec("web", 6)), timeout=5)).service
+    svc = (
+        await ctl.CreateService(
+            control_pb2.CreateServiceRequest(no_resolve_image=True, spec=_spec("web", 6)), timeout=5
+        )
+    ).service
 
     async def six() -> bool:
         return len(await _running(cluster, svc.id)) == 6
@@ -50,7 +54,9 @@ async def test_replicated_service_runs_spread(cluster: InProcessCluster) -> None
     assert sorted(t.slot for t in running) == [1, 2, 3, 4, 5, 6]
 
     spec = _spec("web", 2)
-    req = control_pb2.UpdateServiceRequest(service_id=svc.id, service_version=svc.meta.version, spec=spec)
+    req = control_pb2.UpdateServiceRequest(
+        service_id=svc.id, service_version=svc.meta.version, spec=spec, no_resolve_image=True
+    )
     await ctl.UpdateService(req, timeout=5)
 
     async def scaled_down() -> bool:
@@ -69,7 +75,9 @@ async def test_service_logs_stream_from_every_task(cluster: InProcessCluster) ->
 
     ctl = cluster.control()
     svc = (
-        await ctl.CreateService(control_pb2.CreateServiceRequest(spec=_spec("talk", 3)), timeout=5)
+        await ctl.CreateService(
+            control_pb2.CreateServiceRequest(no_resolve_image=True, spec=_spec("talk", 3)), timeout=5
+        )
     ).service
 
     async def three() -> bool:

@@ -54,7 +54,7 @@ async def update(store: MemoryStore, svc: Service, image: str, **cfg: object) ->
     spec.task.container.image = image
     spec.update.CopyFrom(UpdateConfig(monitor=Duration(), **cfg))  # type: ignore[arg-type]
     spec.rollback.CopyFrom(UpdateConfig(monitor=Duration()))
-    req = control_pb2.UpdateServiceRequest(service_id=svc.id, spec=spec)
+    req = control_pb2.UpdateServiceRequest(service_id=svc.id, spec=spec, no_resolve_image=True)
     await ControlServicer(store).UpdateService(req, None)  # type: ignore[arg-type]
 
 
