@@ -20,7 +20,7 @@ class TaskReaper(Reconciler):
         limit = cluster.spec.orchestration.task_history_retention_limit if cluster else DEFAULT_HISTORY
         nodes = {n.id: n for n in tx.nodes()}
         history: dict[tuple[str, object], list[Task]] = defaultdict(list)
-        for t in tx.find(Task):
+        for t in tx.scan(Task):
             if t.desired_state == TaskState.REMOVE:
                 node = nodes.get(t.node_id)
                 unattended = node is None or node.status.state == NodeStatus.DOWN

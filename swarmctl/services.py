@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from shoal.api import ServiceSpec, TaskState, control_pb2, logs_pb2
+from shoal.api.types_pb2 import RestartPolicy
 from swarmctl import specs
 from swarmctl.client import Client
 from swarmctl.converge import wait_converged
@@ -77,8 +78,10 @@ def create(
         getattr(spec, "global").SetInParent()
     else:
         spec.replicated.replicas = 1 if replicas is None else replicas
-    # As the docker CLI does: one task at a time unless told otherwise (0 would mean all at once).
+    # As the docker CLI does: one task at a time unless told otherwise (0 would mean all at
+    # once), and restart on any exit unless told otherwise (the proto's zero value is NONE).
     spec.update.parallelism = spec.rollback.parallelism = 1
+    spec.task.restart.condition = RestartPolicy.ANY
     apply_create(spec, o)
     resp = client.call(
         "CreateService", control_pb2.CreateServiceRequest(spec=spec, no_resolve_image=no_resolve)

@@ -24,9 +24,11 @@ class GlobalOrchestrator(Reconciler):
     tick = 0.5
 
     def reconcile(self, tx: Tx) -> None:
+        if not any(s.spec.WhichOneof("mode") == "global" for s in tx.scan(Service)):
+            return
         nodes = tx.nodes()
         by_service: dict[str, list[Task]] = defaultdict(list)
-        for t in tx.find(Task):
+        for t in tx.scan(Task):
             by_service[t.service_id].append(t)
         for svc in tx.services():
             if svc.spec.WhichOneof("mode") == "global":

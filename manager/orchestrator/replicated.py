@@ -25,7 +25,7 @@ class ReplicatedOrchestrator(Reconciler):
     def reconcile(self, tx: Tx) -> None:
         nodes = {n.id: n for n in tx.nodes()}
         by_service: dict[str, list[Task]] = defaultdict(list)
-        for t in tx.find(Task):
+        for t in tx.scan(Task):
             by_service[t.service_id].append(t)
         for svc in tx.services():
             if svc.spec.WhichOneof("mode") == "global":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from manager.store import Tx
+from manager.store import Tx, copy_of
 from shoal import ids
 from shoal.api import Node, Service, Task, TaskState
 from shoal.api.specs_pb2 import NodeSpec
@@ -36,9 +36,11 @@ def new_task(service: Service, slot: int, node_id: str = "") -> Task:
 
 
 def stop_task(tx: Tx, task: Task, desired: int = TaskState.SHUTDOWN, why: str = "") -> None:
-    """Ask for a task to stop. A task no agent ever received ends here and now."""
+    """Ask for a task to stop. A task no agent ever received ends here and now. `task` may be
+    the store's own object (from a scan): it is copied before it is changed."""
     if task.desired_state >= desired:
         return
+    task = copy_of(task)
     task.desired_state = desired  # type: ignore[assignment]
     if task.status.state < TaskState.ASSIGNED:
         task.status.state = TaskState.SHUTDOWN

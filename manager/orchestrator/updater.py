@@ -38,8 +38,10 @@ class Updater(Reconciler):
     tick = 0.25
 
     def reconcile(self, tx: Tx) -> None:
+        if not any(s.update_status.state in ACTIVE for s in tx.scan(Service)):
+            return
         by_service: dict[str, list[Task]] = defaultdict(list)
-        for t in tx.find(Task):
+        for t in tx.scan(Task):
             by_service[t.service_id].append(t)
         for svc in tx.services():
             if svc.update_status.state in ACTIVE:

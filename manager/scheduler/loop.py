@@ -5,7 +5,7 @@ from __future__ import annotations
 from manager.orchestrator.tasks import now
 from manager.reconciler import Reconciler
 from manager.scheduler.placement import NodeInfo, place
-from manager.store import Tx, is_terminal
+from manager.store import Tx, copy_of, is_terminal
 from shoal.api import Task, TaskState
 from shoal.log import get_logger
 
@@ -18,9 +18,9 @@ class Scheduler(Reconciler):
     def reconcile(self, tx: Tx) -> None:
         infos = {n.id: NodeInfo(n) for n in tx.nodes()}
         pending: list[Task] = []
-        for t in tx.find(Task):
+        for t in tx.scan(Task):
             if t.status.state == TaskState.PENDING and t.desired_state <= TaskState.RUNNING:
-                pending.append(t)
+                pending.append(copy_of(t))
             elif (
                 t.node_id in infos
                 and t.status.state >= TaskState.ASSIGNED

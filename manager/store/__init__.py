@@ -3,7 +3,7 @@
 from manager.store.events import Action, Event, Watch
 from manager.store.memory import ApplyResult, LocalProposer, MemoryStore, Proposer, Tx
 from manager.store.tables import StoreObj, obj_name
-from manager.store.view import ReadView, is_terminal
+from manager.store.view import ReadView, copy_of, is_terminal
 
 __all__ = [
     "Action",
@@ -16,6 +16,7 @@ __all__ = [
     "StoreObj",
     "Tx",
     "Watch",
+    "copy_of",
     "is_terminal",
     "obj_name",
 ]

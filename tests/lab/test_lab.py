@@ -114,7 +114,10 @@ def test_cli_views(lab: Lab) -> None:
     ls = swarmlab("ls", "--name", lab.name)
     assert ls.returncode == 0 and all(h in ls.stdout for h in lab.hosts), ls.stderr
     out = swarmlab("env", "--name", lab.name).stdout
-    assert out.strip() == f"export SWARM_SOCKET={lab.manager_socket()}"
+    assert out.splitlines() == [
+        f"export SWARM_SOCKET={lab.manager_socket()}",
+        f"export SWARMLAB_REGISTRY={lab.registry}",
+    ]
     ex = swarmlab("exec", "--name", lab.name, "w1", "--", "ip", "-o", "-4", "addr", "show", "eth0")
     assert ex.returncode == 0 and lab.addr("w1") in ex.stdout
     bad = swarmlab("kill", "--name", lab.name, "nosuchhost")
