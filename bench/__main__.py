@@ -1,16 +1,19 @@
-"""`python -m bench [controlplane]`: prints one `name=value` line per measurement."""
+"""`python -m bench [controlplane] [container]`: prints one `name=value` line per measurement."""
 
 from __future__ import annotations
 
 import sys
 
-from bench import controlplane
+from bench import container_start, controlplane
+
+SUITES = {"controlplane": controlplane.run, "container": container_start.run}
 
 
 def main(argv: list[str]) -> None:
-    wanted = set(argv) or {"controlplane"}
-    if "controlplane" in wanted:
-        for name, value in controlplane.run().items():
+    for suite in argv or list(SUITES):
+        if suite not in SUITES:
+            raise SystemExit(f"unknown benchmark {suite!r} (one of {', '.join(SUITES)})")
+        for name, value in SUITES[suite]().items():
             print(f"{name}={value:.2f}", flush=True)
 
 

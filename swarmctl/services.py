@@ -114,7 +114,7 @@ def ls(client: Client, fmt: str, quiet: bool) -> None:
             s.spec.annotations.name,
             _mode(s),
             _replicas(client, s, by_service.get(s.id, [])),
-            s.spec.task.container.image,
+            s.spec.task.container.image.split("@")[0],
         ),
     )
 

@@ -20,7 +20,7 @@ def task_row(t: Any, hosts: dict[str, str], services: dict[str, str]) -> tuple[o
     return (
         t.id,
         name,
-        t.spec.container.image,
+        t.spec.container.image.split("@")[0],  # the digest is in --format json
         hosts.get(t.node_id, t.node_id),
         TaskState.Name(t.desired_state),
         TaskState.Name(t.status.state),

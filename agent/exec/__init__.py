@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agent.exec.logfile import LogEntry
-from shoal.api import Task
-from shoal.api.types_pb2 import NodeDescription
+
+if TYPE_CHECKING:  # the container supervisor imports this package and must start fast
+    from shoal.api import Task
+    from shoal.api.types_pb2 import NodeDescription
 
 
 class ExecError(Exception):

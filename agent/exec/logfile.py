@@ -1,38 +1,15 @@
-"""Container logs on disk: JSON lines `{"time": RFC3339, "stream": "stdout"|"stderr", "log": "..."}`
-(Docker's json-file format), written by whoever runs the container and read back here."""
+"""Container logs on disk (agent.logformat), read back: the tail, then following."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
+from agent.logformat import LogEntry, decode, encode
+
 POLL = 0.2
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    time: datetime
-    stream: str  # "stdout" or "stderr"
-    data: str
-
-
-def encode(stream: str, data: str, when: datetime | None = None) -> str:
-    ts = (when or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
-    return json.dumps({"time": ts, "stream": stream, "log": data}) + "\n"
-
-
-def _decode(line: str) -> LogEntry | None:
-    try:
-        rec = json.loads(line)
-        when = datetime.fromisoformat(str(rec["time"]).replace("Z", "+00:00"))
-        return LogEntry(when, str(rec.get("stream", "stdout")), str(rec.get("log", "")))
-    except (ValueError, KeyError, TypeError):
-        return None  # a torn last line while the writer is mid-write
 
 
 async def read(
@@ -51,7 +28,7 @@ async def read(
             partial = lines.pop()
         kept = lines if tail < 0 else deque(lines, maxlen=tail) if tail else []
         for line in kept:
-            entry = _decode(line)
+            entry = decode(line)
             if entry is not None:
                 yield entry
         if not follow:
@@ -66,7 +43,10 @@ async def read(
             partial += chunk
             if not partial.endswith("\n"):
                 continue
-            entry = _decode(partial)
+            entry = decode(partial)
             partial = ""
             if entry is not None:
                 yield entry
+
+
+__all__ = ["LogEntry", "encode", "read"]

@@ -27,7 +27,7 @@ from shoal.api.types_pb2 import NodeDescription
 from shoal.log import get_logger
 
 log = get_logger("runtime")
-POLL = 0.1
+POLL = 0.05
 START_TIMEOUT = 30.0
 TINI = Path("/usr/bin/tini-static")
 

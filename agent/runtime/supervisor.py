@@ -20,7 +20,7 @@ import time
 import traceback
 from pathlib import Path
 
-from agent.exec.logfile import encode
+from agent.logformat import encode
 from agent.runtime import cgroups, linux
 from agent.runtime.bundle import Bundle, Config, State
 from agent.runtime.container import setup_and_exec
@@ -38,8 +38,9 @@ def _exit_code(status: int) -> int:
 
 
 class Supervisor:
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, ready_fd: int = -1) -> None:
         self.bundle = bundle
+        self._ready_fd = ready_fd
         self.cfg: Config = bundle.config()
         self.cgroup = cgroups.for_container(self.cfg.cgroup_parent, self.cfg.task_id)
         self.pid = 0
@@ -140,10 +141,12 @@ class Supervisor:
             state.status, state.exit_code, state.error = "exited", 127, str(e)
             state.finished_at = time.time()
             self.bundle.write_state(state)
+            self._ready()
             self._cleanup()
             return 1
         state.status, state.pid, state.started_at = "running", self.pid, time.time()
         self.bundle.write_state(state)
+        self._ready()
         try:
             exit_status = self._supervise(ctl, out_r, err_r)
         finally:
@@ -188,6 +191,12 @@ class Supervisor:
                 break  # something kept the output pipe open past the container: don't wait forever
         return exit_status
 
+    def _ready(self) -> None:
+        if self._ready_fd >= 0:
+            os.write(self._ready_fd, b"1")
+            os.close(self._ready_fd)
+            self._ready_fd = -1
+
     def _cleanup(self) -> None:
         self.log.close()
         with contextlib.suppress(OSError):
@@ -213,14 +222,19 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m agent.runtime.supervisor BUNDLE", file=sys.stderr)
         return 2
-    # Daemonize: the executor's direct child exits now, so swarmd never has to reap us.
+    # Daemonize: the executor's direct child exits once the container has started (or failed
+    # to), so the executor needs no polling, and swarmd never has a long-lived child to reap.
+    ready_r, ready_w = os.pipe()
     if os.fork():
+        os.close(ready_w)
+        os.read(ready_r, 1)
         os._exit(0)
+    os.close(ready_r)
     os.setsid()
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only the executor's "stop" stops a container
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    return Supervisor(Bundle(Path(argv[0]))).run()
+    return Supervisor(Bundle(Path(argv[0])), ready_w).run()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,96 @@
+"""Container start latency: our runtime (executor → supervisor → namespaces, overlayfs,
+cgroups → exec) against Debian's `runc run`, on the same unpacked busybox root filesystem,
+running `/bin/true` to completion, sequentially."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.runtime import cgroups
+from agent.runtime.executor import ContainerExecutor
+from shoal import ids
+from shoal.api import Task
+from swarmlab.registry import _busybox_tree
+
+RUNS = 20
+
+
+@dataclass
+class _Image:
+    layers: list[Path]
+    digest: str = "sha256:" + "0" * 64
+    config: dict[str, Any] = field(default_factory=lambda: {"Env": ["PATH=/bin"]})
+
+
+class _Images:
+    def __init__(self, layer: Path) -> None:
+        self.image = _Image([layer])
+
+    async def pull(self, ref: str) -> _Image:
+        return self.image
+
+
+async def _ours(layer: Path, work: Path, runs: int) -> list[float]:
+    parent = f"shoal-bench-{ids.new_id()[:6]}"
+    ex = ContainerExecutor(work / "ours", "bench", _Images(layer), cgroup_parent=parent)
+    times = []
+    try:
+        for _ in range(runs):
+            t = Task(id=ids.new_id())
+            t.spec.container.image = "busybox"
+            t.spec.container.args.append("/bin/true")
+            c = ex.controller(t)
+            await c.prepare()
+            start = time.perf_counter()
+            await c.start()
+            st = await c.wait()
+            times.append(time.perf_counter() - start)
+            assert st.exit_code == 0, st
+            await c.remove()
+    finally:
+        cgroups.remove_parent(parent)
+    return times
+
+
+def _runc(layer: Path, work: Path, runs: int) -> list[float]:
+    bundle = work / "runc"
+    bundle.mkdir()
+    shutil.copytree(layer, bundle / "rootfs", symlinks=True)
+    subprocess.run(["runc", "spec"], cwd=bundle, check=True)
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["process"]["args"] = ["/bin/true"]
+    spec["process"]["terminal"] = False
+    (bundle / "config.json").write_text(json.dumps(spec))
+    times = []
+    for _ in range(runs):
+        name = "bench-" + ids.new_id()[:8]
+        start = time.perf_counter()
+        subprocess.run(["runc", "run", "-b", str(bundle), name], check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def run(runs: int = RUNS) -> dict[str, float]:
+    if not shutil.which("runc"):
+        raise SystemExit("bench container: needs runc (Debian package runc)")
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        layer = work / "layer"
+        _busybox_tree(layer)
+        ours = asyncio.run(_ours(layer, work, runs))
+        theirs = _runc(layer, work, runs)
+    o, r = statistics.median(ours) * 1000, statistics.median(theirs) * 1000
+    return {
+        "container_start_ours_ms": o,
+        "container_start_runc_ms": r,
+        "container_start_ratio_ours_over_runc": o / r,
+    }
