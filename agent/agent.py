@@ -23,6 +23,7 @@ from shoal.log import get_logger
 
 log = get_logger("agent")
 SESSION_TIMEOUT = 10.0
+IMAGE_GC_INTERVAL = 300.0
 
 
 class SessionFailed(Exception):
@@ -63,6 +64,7 @@ class Agent:
 
     async def run(self) -> None:
         self.worker.restore()
+        gc = asyncio.ensure_future(self._collect_images()) if hasattr(self._executor, "gc") else None
         try:
             while True:
                 # A fresh backoff after every session that was established.
@@ -73,7 +75,18 @@ class Agent:
                     with attempt:
                         await self._session(self._pick())
         finally:
+            if gc is not None:
+                gc.cancel()
             await self.worker.close()
+
+    async def _collect_images(self) -> None:
+        """Unused images go after a while (not at once: a task often comes back to its image)."""
+        while True:
+            await asyncio.sleep(IMAGE_GC_INTERVAL)
+            try:
+                await self._executor.gc()  # type: ignore[attr-defined]
+            except Exception:
+                log.exception("image_gc_failed")
 
     def _failed(self, addr: str, e: BaseException) -> SessionFailed:
         if isinstance(e, aio.AioRpcError):

@@ -38,6 +38,9 @@ class _Images:
     async def pull(self, ref: str) -> _Image:
         return self.image
 
+    def gc(self, in_use: set[str]) -> list[Path]:
+        return []
+
 
 async def _ours(layer: Path, work: Path, runs: int) -> list[float]:
     parent = f"shoal-bench-{ids.new_id()[:6]}"

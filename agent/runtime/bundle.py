@@ -17,6 +17,7 @@ class Config:
     lowerdirs: list[str]  # image layers, bottom first
     argv: list[str]
     env: list[str]
+    image_digest: str = ""
     cwd: str = "/"
     uid: int = 0
     gid: int = 0

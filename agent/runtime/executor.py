@@ -46,6 +46,8 @@ class PulledImageLike(Protocol):
 class ImageStoreLike(Protocol):
     async def pull(self, ref: str) -> PulledImageLike: ...
 
+    def gc(self, in_use: set[str]) -> list[Path]: ...
+
 
 class ContainerExecutor:
     def __init__(
@@ -72,8 +74,21 @@ class ContainerExecutor:
     def controller(self, task: Task) -> ContainerController:
         return ContainerController(self, task)
 
-    def bundles(self) -> list[str]:
-        return [p.name for p in (self.root / "bundles").glob("*") if p.is_dir()]
+    def bundles(self) -> list[Bundle]:
+        return [Bundle(p) for p in (self.root / "bundles").glob("*") if p.is_dir()]
+
+    async def gc(self) -> int:
+        """Remove the images no container on this node uses any more. Returns how many paths
+        went (images, blobs, layers)."""
+
+        def collect() -> int:
+            in_use = {b.config().image_digest for b in self.bundles() if b.exists()}
+            return len(self.images.gc(in_use))
+
+        removed = await asyncio.to_thread(collect)
+        if removed:
+            log.info("images_collected", removed=removed)
+        return removed
 
 
 class ContainerController:
@@ -113,6 +128,7 @@ class ContainerController:
         cfg = Config(
             task_id=self.task.id,
             lowerdirs=[str(p) for p in image.layers],
+            image_digest=image.digest,
             argv=spec.argv(self.task, image.config),
             env=spec.env(self.task, image.config),
             cwd=c.dir or str(image.config.get("WorkingDir") or "/"),

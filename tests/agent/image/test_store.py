@@ -127,3 +127,30 @@ async def test_gc_removes_unused_images(registry: str, tmp_path: Path) -> None:
     assert not drop.layers[-1].exists()
     assert store.images() == [keep.digest]
     assert os.listdir(tmp_path / "blobs" / "sha256")
+
+
+async def test_executor_collects_images_no_container_uses(registry: str, tmp_path: Path) -> None:
+    from agent.runtime import cgroups
+    from agent.runtime.executor import ContainerExecutor
+    from shoal import ids
+    from shoal.api import Task
+
+    ex = ContainerExecutor(tmp_path, "gc-test", cgroup_parent=f"shoal-gc-{ids.new_id()[:6]}")
+    store = ex.images
+    assert isinstance(store, ImageStore)
+    t = Task(id=ids.new_id())
+    t.spec.container.image = f"{registry}/busybox:latest"
+    t.spec.container.args.extend(["sleep", "100"])
+    c = ex.controller(t)
+    try:
+        await c.prepare()
+        unused = await store.pull(f"{registry}/whiteout:latest")
+        assert await ex.gc() > 0
+        assert len(store.images()) == 1 and unused.digest not in store.images()
+        await c.start()
+        assert (await c.inspect()).running
+    finally:
+        await c.remove()
+        cgroups.remove_parent(ex.cgroup_parent)
+    await ex.gc()
+    assert store.images() == []

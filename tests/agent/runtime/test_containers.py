@@ -55,6 +55,9 @@ class StubImages:
     async def pull(self, ref: str) -> StubImage:
         return self.image
 
+    def gc(self, in_use: set[str]) -> list[Path]:
+        return []
+
 
 @pytest.fixture(scope="module")
 def layer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
