@@ -1,18 +1,41 @@
-"""Issue 5 acceptance (on the lab): rolling updates, rollback, restart policies, CLI progress."""
+"""Issue 5 acceptance (on the lab, real containers): rolling updates, rollback, restart policies,
+CLI progress."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from swarmlab.testing import running_lab
 from tests.integration.cli import Cli, wait_for
 
 pytestmark = pytest.mark.lab
-IMAGE = "busybox:latest"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cli]:
+    with running_lab(managers=1, workers=2, executor="container") as lab:
+        yield Cli(lab)
+
+
+def img(cli: Cli, tag: str = "latest") -> str:
+    return f"{cli.lab.registry}/busybox:{tag}"
+
+
+def on(cli: Cli, tag: str, tasks: list[dict[str, Any]]) -> bool:
+    """Every task runs busybox:tag (pinned to its digest by the manager)."""
+    return all(t["spec"]["container"]["image"].startswith(img(cli, tag) + "@sha256:") for t in tasks)
+
+
+def create(cli: Cli, name: str, replicas: int, *args: str) -> None:
+    cli.run(
+        "service", "create", "--name", name, "--replicas", str(replicas), "--stop-grace-period", "1s",
+        *args, img(cli), "sleep", "1000",
+    )  # fmt: skip
 
 
 class Watcher:
@@ -52,29 +75,29 @@ def slots_without_running(tasks: list[dict[str, Any]]) -> int:
 
 
 def test_rolling_update_parallelism_and_delay(cluster: Cli) -> None:
-    cluster.run("service", "create", "--name", "roll", "--replicas", "10", IMAGE, "sleep", "1000")
+    create(cluster, "roll", 10)
     with Watcher(cluster, "roll", slots_without_running) as w:
         proc = cluster.run(
-            "service", "update", "roll", "--image", "busybox:2", "--update-parallelism", "2",
+            "service", "update", "roll", "--image", img(cluster, "2"), "--update-parallelism", "2",
             "--update-delay", "1s", "--update-monitor", "1s",
         )  # fmt: skip
     assert "overall progress" in proc.stderr and "converged" in proc.stderr
     assert w.samples and max(w.samples) <= 2, w.samples
     running = cluster.running("roll")
-    assert len(running) == 10 and {t["spec"]["container"]["image"] for t in running} == {"busybox:2"}
+    assert len(running) == 10 and on(cluster, "2", running)
     assert status(cluster, "roll")["state"] == "COMPLETED"
     cluster.run("service", "rm", "roll")
 
 
 def test_start_first_keeps_every_slot_running(cluster: Cli) -> None:
-    cluster.run("service", "create", "--name", "sf", "--replicas", "10", IMAGE, "sleep", "1000")
+    create(cluster, "sf", 10)
 
     def running(tasks: list[dict[str, Any]]) -> int:
         return sum(t["status"]["state"] == "RUNNING" for t in tasks)
 
     with Watcher(cluster, "sf", running) as w:
         cluster.run(
-            "service", "update", "sf", "--image", "busybox:2", "--update-order", "start-first",
+            "service", "update", "sf", "--image", img(cluster, "2"), "--update-order", "start-first",
             "--update-parallelism", "3", "--update-monitor", "500ms",
         )  # fmt: skip
     assert w.samples and min(w.samples) >= 10, w.samples
@@ -83,7 +106,7 @@ def test_start_first_keeps_every_slot_running(cluster: Cli) -> None:
 
 
 def test_failed_update_rolls_back_or_pauses(cluster: Cli) -> None:
-    cluster.run("service", "create", "--name", "fail", "--replicas", "4", IMAGE, "sleep", "1000")
+    create(cluster, "fail", 4)
     proc = cluster.run(
         "service", "update", "fail", "--args", "false", "--update-failure-action", "rollback",
         "--update-monitor", "1s", check=False,
@@ -105,7 +128,7 @@ def test_failed_update_rolls_back_or_pauses(cluster: Cli) -> None:
 
 
 def test_max_failure_ratio_lets_a_partial_failure_continue(cluster: Cli) -> None:
-    cluster.run("service", "create", "--name", "ratio", "--replicas", "4", IMAGE, "sleep", "1000")
+    create(cluster, "ratio", 4)
     cluster.run(
         "service", "update", "ratio", "--args", "false", "--update-failure-action", "pause",
         "--update-max-failure-ratio", "0.5", "--update-monitor", "500ms", "--detach",
@@ -117,11 +140,12 @@ def test_max_failure_ratio_lets_a_partial_failure_continue(cluster: Cli) -> None
 
 
 def test_manual_rollback(cluster: Cli) -> None:
-    cluster.run("service", "create", "--name", "back", "--replicas", "3", IMAGE, "sleep", "1000")
-    cluster.run("service", "update", "back", "--image", "busybox:2", "--update-monitor", "200ms")
+    create(cluster, "back", 3)
+    cluster.run("service", "update", "back", "--image", img(cluster, "2"), "--update-monitor", "200ms")
+    assert on(cluster, "2", cluster.running("back"))
     cluster.run("service", "rollback", "back")
     assert status(cluster, "back")["state"] == "ROLLBACK_COMPLETED"
-    assert {t["spec"]["container"]["image"] for t in cluster.running("back")} == {IMAGE}
+    assert on(cluster, "latest", cluster.running("back"))
     cluster.run("service", "rm", "back")
 
 
@@ -135,7 +159,7 @@ def test_restart_policy(
     name = f"rp-{condition}"
     cluster.run(
         "service", "create", "--detach", "--name", name, "--replicas", "1", "--restart-condition", condition,
-        "--restart-delay", "200ms", "--restart-max-attempts", attempts, IMAGE, args,
+        "--restart-delay", "200ms", "--restart-max-attempts", attempts, img(cluster), args,
     )  # fmt: skip
     if expect_runs is None:  # "any" restarts even after a clean exit
         wait_for(
