@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -116,7 +117,10 @@ class TaskRunner:
                 self._set(TaskState.STARTING, "starting")
             elif state == TaskState.STARTING:
                 pid = await self._ctlr.start()
-                self._set(TaskState.RUNNING, "started", pid=pid)
+                # With a health check, RUNNING means healthy (as SwarmKit's container adapter
+                # does): the updater and the load balancer then count only healthy tasks.
+                if await self._until_changed(self._ctlr.wait_healthy()):
+                    self._set(TaskState.RUNNING, "started", pid=pid)
             else:
                 await self._watch_running()
         except TemporaryError as e:
@@ -128,6 +132,23 @@ class TaskRunner:
         except ExecError as e:
             terminal = TaskState.REJECTED if state < TaskState.STARTING else TaskState.FAILED
             self._set(terminal, "rejected" if terminal == TaskState.REJECTED else "failed", err=str(e))
+
+    async def _until_changed(self, work: Awaitable[None]) -> bool:
+        """Await work unless the manager changes the task first (True if work finished)."""
+        self._changed.clear()
+        job = asyncio.ensure_future(work)
+        changed = asyncio.ensure_future(self._changed.wait())
+        try:
+            await asyncio.wait({job, changed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            changed.cancel()
+        if not job.done():
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+            return False
+        job.result()  # raises what the work raised
+        return True
 
     async def _watch_running(self) -> None:
         st = await self._ctlr.inspect()
@@ -150,7 +171,9 @@ class TaskRunner:
         if self._shutdown_wanted():
             return
         code = final.exit_code or 0
-        if code == 0 and not final.oom_killed:
+        if final.unhealthy:
+            self._set(TaskState.FAILED, "failed", err=final.message, exit_code=code)
+        elif code == 0 and not final.oom_killed:
             self._set(TaskState.COMPLETE, "finished", exit_code=0)
         else:
             err = final.message or f"task: non-zero exit ({code})"

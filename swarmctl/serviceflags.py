@@ -50,6 +50,12 @@ def common_options(fn: Any) -> Any:
         click.option("--hostname"),
         click.option("--command", "command", help="replaces the image's ENTRYPOINT (space separated)"),
         click.option("--init/--no-init", default=None, help="run an init (tini) as PID 1"),
+        click.option("--health-cmd", help="command run in the container; exit 0 means healthy"),
+        click.option("--health-interval"),
+        click.option("--health-timeout"),
+        click.option("--health-retries", type=click.IntRange(min=0)),
+        click.option("--health-start-period"),
+        click.option("--no-healthcheck", is_flag=True, default=None, help="disable the image's health check"),
         *_update_config_options("update"),
         *_update_config_options("rollback"),
         click.option("--detach", "-d", is_flag=True, help="do not wait for the service to converge"),
@@ -73,6 +79,22 @@ def _update_config(cfg: UpdateConfig, o: dict[str, Any], p: str) -> None:
         cfg.max_failure_ratio = o[f"{p}_max_failure_ratio"]
     if o.get(f"{p}_order"):
         cfg.order = _ORDER[o[f"{p}_order"]]
+
+
+def _health(hc: Any, o: dict[str, Any]) -> None:
+    if o.get("no_healthcheck"):
+        hc.Clear()
+        hc.test.append("NONE")
+        return
+    if o.get("health_cmd"):
+        del hc.test[:]
+        hc.test.extend(["CMD-SHELL", o["health_cmd"]])
+    for field in ("interval", "timeout", "start_period"):
+        if o.get(f"health_{field}"):
+            flag = f"--health-{field.replace('_', '-')}"
+            getattr(hc, field).FromTimedelta(specs.duration(o[f"health_{field}"], flag))
+    if o.get("health_retries") is not None:
+        hc.retries = o["health_retries"]
 
 
 def apply_common(spec: ServiceSpec, o: dict[str, Any]) -> None:
@@ -114,6 +136,7 @@ def apply_common(spec: ServiceSpec, o: dict[str, Any]) -> None:
         c.command.extend(o["command"].split())
     if o.get("init") is not None:
         c.init = o["init"]
+    _health(c.healthcheck, o)
     _update_config(spec.update, o, "update")
     _update_config(spec.rollback, o, "rollback")
 

@@ -37,6 +37,7 @@ class ContainerState:
     # "OOM killed", "exit code 1", ... for a container that ended.
     message: str = ""
     oom_killed: bool = False
+    unhealthy: bool = False
 
 
 class Controller(Protocol):
@@ -58,6 +59,10 @@ class Controller(Protocol):
 
     async def remove(self) -> None:
         """Remove everything the container used (rootfs, cgroups, logs). Idempotent."""
+
+    async def wait_healthy(self) -> None:
+        """Return once the container's health check passed (at once if it has none); raise
+        ExecError if it turned unhealthy or exited first."""
 
     def logs(self, *, follow: bool, tail: int) -> AsyncIterator[LogEntry]:
         """The container's output: the last `tail` lines (all if negative), then new ones."""

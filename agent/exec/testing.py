@@ -122,6 +122,9 @@ class TestController:
     async def shutdown(self, grace_period: float) -> None:
         self._exit(137)
 
+    async def wait_healthy(self) -> None:
+        return None  # simulated containers have no health checks
+
     def logs(self, *, follow: bool, tail: int) -> AsyncIterator[LogEntry]:
         return logfile.read(self._log, follow=follow, tail=tail)
 

@@ -29,6 +29,8 @@ class Config:
     stop_signal: str = "SIGTERM"
     init: str = ""  # host path of an init binary to run as PID 1 (docker run --init)
     extra_groups: list[int] = field(default_factory=list)
+    # {"test": [...argv], "interval", "timeout", "start_period" (seconds), "retries"}; None: no check
+    health: dict[str, Any] | None = None
 
 
 @dataclass
@@ -41,6 +43,8 @@ class State:
     error: str = ""
     started_at: float = 0.0
     finished_at: float = 0.0
+    health: str = ""  # "", "starting", "healthy" or "unhealthy"
+    health_output: str = ""
 
 
 class Bundle:

@@ -141,6 +141,7 @@ class ContainerController:
             pids_limit=res.pids_limit,
             stop_signal=c.stop_signal or str(image.config.get("StopSignal") or "SIGTERM"),
             init=str(TINI) if c.init else "",
+            health=health_config(self.task, image.config),
         )
         if c.init and not TINI.exists():  # noqa: ASYNC240 - one stat
             raise ExecError(f"--init needs {TINI} (Debian package tini)")
@@ -174,6 +175,18 @@ class ContainerController:
             if time.monotonic() > deadline:
                 raise ExecError("container did not start in time")
             await asyncio.sleep(POLL / 2)
+
+    async def wait_healthy(self) -> None:
+        while True:
+            st = self._state()
+            if st is None or st.status != "running":
+                final = await self.inspect()
+                raise ExecError(f"container exited before it was healthy ({final.message})")
+            if st.health in ("", "healthy"):
+                return
+            if st.health == "unhealthy":
+                raise ExecError(f"container unhealthy: {st.health_output.strip()[-200:]}")
+            await asyncio.sleep(POLL)
 
     async def wait(self) -> ContainerState:
         while True:
@@ -216,8 +229,42 @@ class ContainerController:
         return logfile.read(self.bundle.log, follow=follow, tail=tail, alive=alive)
 
 
+def health_config(task: Task, image: dict[str, Any]) -> dict[str, Any] | None:
+    """The spec's health check, else the image's HEALTHCHECK; ["NONE"] turns it off."""
+    hc = task.spec.container.healthcheck
+    img = image.get("Healthcheck") or {}
+    test = list(hc.test) or list(img.get("Test") or [])
+    if not test or test[0] == "NONE":
+        return None
+    argv = (
+        ["/bin/sh", "-c", " ".join(test[1:])]
+        if test[0] == "CMD-SHELL"
+        else test[1:]
+        if test[0] == "CMD"
+        else test
+    )
+
+    def seconds(field: str, image_key: str, default: float) -> float:
+        if hc.HasField(field):  # type: ignore[arg-type]
+            return float(getattr(hc, field).ToTimedelta().total_seconds())
+        return float(img.get(image_key, 0)) / 1e9 or default
+
+    return {
+        "test": argv,
+        "interval": seconds("interval", "Interval", 30.0),
+        "timeout": seconds("timeout", "Timeout", 30.0),
+        "start_period": seconds("start_period", "StartPeriod", 0.0),
+        "retries": hc.retries or int(img.get("Retries") or 3),
+    }
+
+
 def _final(st: State) -> ContainerState:
     code = st.exit_code if st.exit_code is not None else 255
+    if st.health == "unhealthy":
+        out = st.health_output.strip()[-200:]
+        return ContainerState(
+            exists=True, pid=st.pid, exit_code=code, unhealthy=True, message=f"container unhealthy: {out}"
+        )
     if st.oom_killed:
         message = "OOM killed"
     elif st.error:

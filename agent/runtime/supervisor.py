@@ -24,6 +24,9 @@ from agent.logformat import encode
 from agent.runtime import cgroups, linux
 from agent.runtime.bundle import Bundle, Config, State
 from agent.runtime.container import setup_and_exec
+from agent.runtime.health import HealthCheck
+
+UNHEALTHY_GRACE = 5.0
 
 
 def _signal_number(name: str) -> int:
@@ -47,6 +50,8 @@ class Supervisor:
         self.log = bundle.log.open("a", buffering=1)
         self.partial: dict[str, str] = {"stdout": "", "stderr": ""}
         self.stop_deadline: float | None = None
+        self.state = State(status="created", supervisor=os.getpid())
+        self.health = HealthCheck.of(self.cfg.health, self.cfg.env) if self.cfg.health else None
 
     # ---- start -------------------------------------------------------------------------------
     def _mount_rootfs(self) -> None:
@@ -119,19 +124,31 @@ class Supervisor:
             self.log.write(encode(stream, line + "\n"))
         return True
 
+    def _stop(self, grace: float) -> None:
+        if self.stop_deadline is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, _signal_number(self.cfg.stop_signal))
+            self.stop_deadline = time.monotonic() + grace
+
     def _command(self, conn: socket.socket) -> None:
         with conn:
             words = conn.recv(256).decode().split()
             if words[:1] == ["stop"]:
-                grace = float(words[1]) if len(words) > 1 else 10.0
-                if self.stop_deadline is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(self.pid, _signal_number(self.cfg.stop_signal))
-                    self.stop_deadline = time.monotonic() + grace
+                self._stop(float(words[1]) if len(words) > 1 else 10.0)
             conn.sendall(b"ok\n")
 
+    def _check_health(self) -> None:
+        assert self.health is not None
+        if self.health.poll(self.pid, self.cgroup):
+            self.state.health, self.state.health_output = self.health.status, self.health.output
+            self.bundle.write_state(self.state)
+            if self.health.status == "unhealthy":
+                self._stop(UNHEALTHY_GRACE)  # as SwarmKit does: an unhealthy task is replaced
+
     def run(self) -> int:
-        state = State(status="created", supervisor=os.getpid())
+        state = self.state
+        if self.health is not None:
+            state.health = "starting"
         ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             ctl.bind(self.bundle.socket)
@@ -179,6 +196,8 @@ class Supervisor:
                     sel.unregister(key.fd)
                     os.close(key.fd)
                     open_streams -= 1
+            if exit_status is None and self.health is not None and self.stop_deadline is None:
+                self._check_health()
             if exit_status is None:
                 done, status = os.waitpid(self.pid, os.WNOHANG)
                 if done:

@@ -172,3 +172,34 @@ def test_restart_policy(
         assert len(tasks) == expect_runs, [t["status"]["state"] for t in tasks]
         assert all(t["status"]["state"] == "FAILED" for t in tasks)
     cluster.run("service", "rm", name)
+
+
+def test_unhealthy_task_is_restarted(cluster: Cli) -> None:
+    cluster.run(
+        "service", "create", "--detach", "--name", "sickly", "--replicas", "1", "--restart-delay", "500ms",
+        "--health-cmd", "test -e /tmp/ok", "--health-interval", "500ms", "--health-retries", "2",
+        "--stop-grace-period", "1s", img(cluster),
+        "sh", "-c", "touch /tmp/ok; sleep 5; rm /tmp/ok; sleep 1000",
+    )  # fmt: skip
+
+    def restarted() -> bool:
+        tasks = cluster.tasks("sickly")
+        sick = [t for t in tasks if t["status"]["state"] == "FAILED" and "unhealthy" in t["status"]["err"]]
+        return bool(sick) and any(t["status"]["state"] == "RUNNING" for t in tasks if t not in sick)
+
+    wait_for(restarted, 40, "an unhealthy task FAILED and a new one RUNNING")
+    cluster.run("service", "rm", "sickly")
+
+
+def test_update_that_never_gets_healthy_times_out_and_rolls_back(cluster: Cli) -> None:
+    create(cluster, "never", 2)
+    proc = cluster.run(
+        "service", "update", "never", "--health-cmd", "false", "--health-interval", "500ms",
+        "--health-start-period", "60s", "--update-task-timeout", "4s", "--update-failure-action", "rollback",
+        "--update-monitor", "500ms", check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "did not reach RUNNING in time" in proc.stderr, proc.stderr
+    assert status(cluster, "never")["state"] == "ROLLBACK_COMPLETED"
+    running = cluster.running("never")
+    assert len(running) == 2 and all(not t["spec"]["container"].get("healthcheck") for t in running)
+    cluster.run("service", "rm", "never")

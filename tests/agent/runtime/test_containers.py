@@ -220,3 +220,23 @@ async def test_remove_leaves_nothing(executor: ContainerExecutor) -> None:
     assert str(c.bundle.path) not in Path("/proc/self/mountinfo").read_text()
     assert not cgroups.for_container(executor.cgroup_parent, t.id).exists()
     assert not Path(f"/proc/{pid}").exists()
+
+
+async def test_health_check_gates_running_and_catches_sickness(executor: ContainerExecutor) -> None:
+    t = task("sh", "-c", "sleep 1; touch /tmp/ready; sleep 2; rm /tmp/ready; sleep 1000")
+    hc = t.spec.container.healthcheck
+    hc.test.extend(["CMD-SHELL", "test -e /tmp/ready"])
+    hc.interval.FromSeconds(0)
+    hc.interval.nanos = 300_000_000
+    hc.timeout.FromSeconds(2)
+    hc.retries = 2
+    hc.start_period.FromSeconds(5)  # early failures (before /tmp/ready) do not count
+    c = executor.controller(t)
+    await c.prepare()
+    await c.start()
+    async with asyncio.timeout(10):
+        await c.wait_healthy()
+    assert (await c.inspect()).running
+    async with asyncio.timeout(20):
+        st = await c.wait()
+    assert st.unhealthy and "container unhealthy" in st.message
