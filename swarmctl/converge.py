@@ -17,8 +17,21 @@ from swarmctl.client import Client
 POLL = 0.2
 
 
-def _status(client: Client, svc: Any) -> tuple[int, int, list[str]]:
-    """(tasks running the current spec, tasks wanted, task errors)"""
+PER_SLOT_LIMIT = 50  # beyond this many slots, only the overall line is shown
+
+
+def _slots(svc: Any, live: list[Any]) -> dict[str, str]:
+    """slot (or node for global services) -> state of its newest task on the current spec"""
+    out: dict[str, str] = {}
+    for t in sorted(live, key=lambda t: t.meta.created_at.ToNanoseconds()):
+        key = str(t.slot) if t.slot else t.node_id[:12]
+        state = TaskState.Name(t.status.state).lower() if t.spec == svc.spec.task else "old spec"
+        out[key] = state
+    return out
+
+
+def _status(client: Client, svc: Any) -> tuple[int, int, list[str], dict[str, str]]:
+    """(tasks running the current spec, tasks wanted, task errors, state per slot)"""
     tasks = client.tasks(service_ids=[svc.id])
     live = [t for t in tasks if t.desired_state == TaskState.RUNNING]
     running = sum(1 for t in live if t.status.state == TaskState.RUNNING and t.spec == svc.spec.task)
@@ -27,7 +40,7 @@ def _status(client: Client, svc: Any) -> tuple[int, int, list[str]]:
     else:
         desired = svc.spec.replicated.replicas
     errors = sorted({t.status.err for t in live if t.status.err})
-    return running, desired, errors
+    return running, desired, errors, _slots(svc, live)
 
 
 def eligible_nodes(client: Client, svc: Any) -> list[Any]:
@@ -50,17 +63,23 @@ def wait_converged(client: Client, service_id: str, timeout: float) -> None:
     (when a rollback was not what was asked) is an error, with the updater's reason."""
     deadline = time.monotonic() + timeout
     shown = ""
+    slots_shown: dict[str, str] = {}
     first = client.call("GetService", control_pb2.GetServiceRequest(service_id=service_id)).service
     asked_rollback = first.update_status.state == UpdateStatus.ROLLBACK_STARTED
     while True:
         svc = client.call("GetService", control_pb2.GetServiceRequest(service_id=service_id)).service
         st = svc.update_status
-        running, desired, errors = _status(client, svc)
+        running, desired, errors, slots = _status(client, svc)
         verb = "rolling back" if st.state == UpdateStatus.ROLLBACK_STARTED else "overall progress"
         line = f"{verb}: {running} out of {desired} tasks running the current spec"
         if line != shown:
             click.echo(line, err=True)
             shown = line
+        if len(slots) <= PER_SLOT_LIMIT:
+            for key, state in sorted(slots.items(), key=lambda kv: (len(kv[0]), kv[0])):
+                if slots_shown.get(key) != state:
+                    click.echo(f"  {key}/{desired}: {state}", err=True)
+                    slots_shown[key] = state
         if st.state in (UpdateStatus.PAUSED, UpdateStatus.ROLLBACK_PAUSED):
             raise click.ClickException(f"service {svc.spec.annotations.name}: {st.message}")
         if st.state == UpdateStatus.ROLLBACK_COMPLETED and not asked_rollback:

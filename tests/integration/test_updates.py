@@ -82,6 +82,7 @@ def test_rolling_update_parallelism_and_delay(cluster: Cli) -> None:
             "--update-delay", "1s", "--update-monitor", "1s",
         )  # fmt: skip
     assert "overall progress" in proc.stderr and "converged" in proc.stderr
+    assert "  1/10: running" in proc.stderr and "  10/10: running" in proc.stderr  # per slot
     assert w.samples and max(w.samples) <= 2, w.samples
     running = cluster.running("roll")
     assert len(running) == 10 and on(cluster, "2", running)
