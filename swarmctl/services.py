@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from shoal.api import ServiceSpec, TaskState, control_pb2, logs_pb2
-from shoal.api.types_pb2 import RestartPolicy
+from shoal.api.types_pb2 import RestartPolicy, UpdateStatus
 from swarmctl import specs
 from swarmctl.client import Client
 from swarmctl.converge import wait_converged
@@ -32,6 +32,13 @@ def _replicas(client: Client, svc: Any, tasks: list[Any] | None = None) -> str:
     running = sum(1 for t in live if t.status.state == TaskState.RUNNING)
     desired = len(live) if _mode(svc) == "global" else svc.spec.replicated.replicas
     return f"{running}/{desired}"
+
+
+def _update_status(svc: Any) -> str:
+    st = svc.update_status
+    if not st.state:
+        return ""
+    return f"{UpdateStatus.UpdateState.Name(st.state)}: {st.message}"
 
 
 @service.command("create", context_settings={"allow_interspersed_args": False})
@@ -140,6 +147,7 @@ def inspect(client: Client, ref: str, fmt: str, quiet: bool) -> None:
             ("Args", " ".join(c.args)),
             ("Env", " ".join(c.env)),
             ("Constraints", ", ".join(s.spec.task.placement.constraints)),
+            ("Update status", _update_status(s)),
         ],
     )
 

@@ -103,11 +103,14 @@ def test_cpu_and_pids_limits_reach_the_cgroup(lab: Cli) -> None:
 
 def test_whiteout_hides_the_deleted_file(lab: Cli) -> None:
     lab.run(
-        "service", "create", "--name", "wo", "--replicas", "1", image(lab, "whiteout:latest"),
+        "service", "create", "--name", "wo", "--replicas", "1", "--no-resolve-image",
+        image(lab, "whiteout:latest"),
         "sh", "-c", "test -e /etc/deleteme && echo present || echo absent; sleep 1000",
     )  # fmt: skip
     wait_for(lambda: "absent" in lab.run("service", "logs", "wo").stdout, 20, "the whiteout check")
     assert "present" not in lab.run("service", "logs", "wo").stdout
+    (t,) = lab.running("wo")
+    assert t["spec"]["container"]["image"] == image(lab, "whiteout:latest"), "--no-resolve-image: not pinned"
     lab.run("service", "rm", "wo")
 
 
@@ -155,10 +158,12 @@ def test_containers_survive_swarmd_restarts(lab: Cli) -> None:
 )
 def test_bad_images_are_rejected_with_the_cause(lab: Cli, ref: str, cause: str) -> None:
     name = f"bad{abs(hash(ref)) % 1000}"
-    lab.run(
-        "service", "create", "--detach", "--no-resolve-image", "--name", name, "--replicas", "1",
+    proc = lab.run(
+        "service", "create", "--detach", "--name", name, "--replicas", "1",
         ref.format(r=lab.lab.registry, host=lab.lab.registry.split(":")[0]), "sleep", "1",
     )  # fmt: skip
+    # The manager could not pin the image: it says so, and the service goes on unpinned.
+    assert "warning: image" in proc.stderr and "could not be accessed" in proc.stderr
 
     def rejected() -> dict[str, Any] | None:
         return next((t for t in lab.tasks(name) if t["status"]["state"] == "REJECTED"), None)

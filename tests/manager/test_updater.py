@@ -132,3 +132,12 @@ async def test_failure_rolls_back_or_pauses() -> None:
     assert status(store, svc) == UpdateStatus.PAUSED
     running = [t for t in live(store, svc) if t.status.state == TaskState.RUNNING]
     assert len(running) == 3 and all(t.spec.container.image == "busybox" for t in running)
+
+    # The next update resumes a paused one.
+    await update(store, svc, "busybox:3", parallelism=1, failure_action=UpdateConfig.PAUSE)
+    for _ in range(40):
+        await step(store, fail_image="broken")
+        if status(store, svc) == UpdateStatus.COMPLETED:
+            break
+    assert status(store, svc) == UpdateStatus.COMPLETED
+    assert {t.spec.container.image for t in live(store, svc)} == {"busybox:3"}

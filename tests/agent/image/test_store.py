@@ -154,3 +154,19 @@ async def test_executor_collects_images_no_container_uses(registry: str, tmp_pat
         cgroups.remove_parent(ex.cgroup_parent)
     await ex.gc()
     assert store.images() == []
+
+
+def test_an_index_gives_the_linux_amd64_manifest() -> None:
+    import json
+
+    from agent.image import manifest
+
+    index = {
+        "manifests": [
+            {"digest": "sha256:" + "a" * 64, "size": 1, "platform": {"os": "linux", "architecture": "arm64"}},
+            {"digest": "sha256:" + "b" * 64, "size": 2, "platform": {"os": "linux", "architecture": "amd64"}},
+        ]
+    }
+    assert manifest.choose_platform(json.dumps(index).encode()).digest == "sha256:" + "b" * 64
+    with pytest.raises(ImageError, match="no linux/amd64"):
+        manifest.choose_platform(json.dumps({"manifests": index["manifests"][:1]}).encode())
