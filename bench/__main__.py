@@ -1,4 +1,4 @@
-"""`python -m bench [controlplane] [container]`: prints one `name=value` line per measurement."""
+"""`python -m bench [controlplane] [update] [container]`: prints one `name=value` line per measurement."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import sys
 
 from bench import container_start, controlplane
 
-SUITES = {"controlplane": controlplane.run, "container": container_start.run}
+SUITES = {
+    "controlplane": controlplane.run,
+    "update": controlplane.run_containers,
+    "container": container_start.run,
+}
 
 
 def main(argv: list[str]) -> None:

@@ -50,13 +50,13 @@ def converge(lab: Lab, replicas: int) -> float:
     return took
 
 
-def rolling_update(lab: Lab, replicas: int = 20, parallelism: int = 5) -> float:
+def rolling_update(lab: Lab, replicas: int = 20, parallelism: int = 5, image: str = "busybox") -> float:
     _ctl(
         lab, "service", "create", "--name", "upd", "--replicas", str(replicas), "--stop-grace-period", "1s",
-        "--update-parallelism", str(parallelism), "--update-delay", "0s", "busybox", "sleep", "1d",
+        "--update-parallelism", str(parallelism), "--update-delay", "0s", f"{image}:latest", "sleep", "1d",
     )  # fmt: skip
     start = time.monotonic()
-    _ctl(lab, "service", "update", "upd", "--image", "busybox:2")
+    _ctl(lab, "service", "update", "upd", "--image", f"{image}:2")
     took = time.monotonic() - start
     _ctl(lab, "service", "rm", "upd")
     return took
@@ -111,3 +111,9 @@ def run() -> dict[str, float]:
         results["node_failure_to_rescheduled_s"] = node_failure(lab)
         results["leader_failover_s"] = failover(lab)
     return results
+
+
+def run_containers() -> dict[str, float]:
+    """The same rolling update with real containers from the lab's registry."""
+    with running_lab(managers=1, workers=2, executor="container") as lab:
+        return {"rolling_update_20_par5_containers_s": rolling_update(lab, image=f"{lab.registry}/busybox")}
