@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
 
+from manager import ipam
 from manager.controlapi import validate
 from manager.controlapi.filters import matches
 from manager.store import MemoryStore, Tx
@@ -28,7 +29,7 @@ from shoal.api import (
 )
 from shoal.api.specs_pb2 import NodeSpec
 from shoal.api.types_pb2 import NodeStatus, UpdateStatus
-from shoal.errors import FailedPrecondition, InvalidSpec, NameConflict, NotFound
+from shoal.errors import FailedPrecondition, InvalidSpec, NameConflict, NotFound, VersionConflict
 from shoal.log import get_logger
 
 log = get_logger("controlapi")
@@ -39,6 +40,16 @@ def _now() -> Timestamp:
     ts = Timestamp()
     ts.GetCurrentTime()
     return ts
+
+
+async def _retry(store: MemoryStore, write: Callable[[Tx], Any]) -> Any:
+    """Run a write that reads shared state, again on a version conflict."""
+    for _ in range(10):
+        try:
+            return await store.update(write)
+        except VersionConflict:
+            continue
+    raise FailedPrecondition("the cluster keeps changing; try again")
 
 
 def _public(cluster: Cluster) -> Cluster:
@@ -62,6 +73,19 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     def __init__(self, store: MemoryStore, resolver: Resolver | None = None) -> None:
         self._store = store
         self._resolve = resolver or _registry_resolve
+
+    def _resolve_networks(self, spec: ServiceSpec) -> None:
+        """--network takes a name or an ID; the spec keeps IDs. Unknown ones are refused."""
+        view = self._store.view()
+        seen: set[str] = set()
+        for att in spec.task.networks:
+            net = view.get_network(att.target) or view.by_name(Network, att.target)
+            if net is None:
+                raise NotFound(f"network {att.target} not found")
+            if net.id in seen:
+                raise InvalidSpec(f"network {att.target} is attached twice")
+            seen.add(net.id)
+            att.target = net.id
 
     async def _pin(self, spec: ServiceSpec, skip: bool) -> list[str]:
         """Pin the image to its digest (before anything is proposed); a registry that can't be
@@ -170,6 +194,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         if spec.WhichOneof("mode") is None:
             spec.replicated.replicas = 1
         validate.service_spec(spec)
+        self._resolve_networks(spec)
         if self._store.view().by_name(Service, spec.annotations.name) is not None:
             raise NameConflict(f"service {spec.annotations.name!r} already exists (names are unique)")
         warnings = await self._pin(spec, request.no_resolve_image)
@@ -276,10 +301,34 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         self, request: control_pb2.CreateNetworkRequest, context: Ctx
     ) -> control_pb2.CreateNetworkResponse:
         validate.network_spec(request.spec)
+        wanted = [ipam.parse_subnet(c.subnet) for c in request.spec.ipam if c.subnet]
         net = Network(id=ids.new_id())
         net.spec.CopyFrom(request.spec)
         net.spec.driver = net.spec.driver or "overlay"
-        await self._store.update(lambda tx: tx.create(net))
+
+        def write(tx: Tx) -> None:
+            # Subnets and VNIs are chosen against what is committed; touching the cluster object
+            # makes concurrent creates conflict (and retry) instead of choosing the same ones.
+            cluster = tx.cluster()
+            if cluster is None:
+                raise FailedPrecondition("cluster is not initialised yet")
+            taken = [ipam.parse_subnet(c.subnet) for n in tx.networks() for c in n.ipam]
+            subnets = wanted or [ipam.next_subnet(taken)]
+            for sub in subnets:
+                ipam.check_free(sub, taken)
+            del net.ipam[:]
+            given = [c.gateway for c in request.spec.ipam if c.subnet]
+            for i, sub in enumerate(subnets):
+                gw = given[i] if i < len(given) and given[i] else ipam.gateway(sub)
+                net.ipam.add(subnet=str(sub), gateway=gw)
+            vnis = [int(n.driver_state.options.get("vni", "0")) for n in tx.networks()]
+            net.driver_state.name = "overlay"
+            net.driver_state.options["vni"] = str(ipam.next_vni(vnis))
+            tx.create(net)
+            tx.update(cluster)
+
+        await _retry(self._store, write)
+        log.info("network_created", network=net.spec.annotations.name, subnet=net.ipam[0].subnet)
         return control_pb2.CreateNetworkResponse(network=self._store.view().get_network(net.id))
 
     async def GetNetwork(

@@ -5,9 +5,17 @@ from __future__ import annotations
 from google.protobuf.duration_pb2 import Duration
 
 from manager.store import MemoryStore, Tx
-from shoal.api import Service, Task, TaskState
+from shoal.api import Service, ServiceSpec, Task, TaskState
 from shoal.api.types_pb2 import UpdateConfig, UpdateStatus
 from tests.manager.test_orchestrators import add_node, add_service, settle
+
+
+def StubSpec(name: str, replicas: int) -> ServiceSpec:
+    spec = ServiceSpec()
+    spec.annotations.name = name
+    spec.task.container.image = "busybox"
+    spec.replicated.replicas = replicas
+    return spec
 
 
 async def agents(store: MemoryStore, fail_image: str = "") -> None:
