@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -61,7 +62,9 @@ def start_registry(
 
 def _answers(addr: str, netns: str | None) -> bool:
     if netns:
-        probe = ["ip", "netns", "exec", netns, "wget", "-q", "-O", "/dev/null", f"http://{addr}/v2/"]
+        # Our own interpreter as the probe: nothing to install (wget may be missing).
+        code = f"import urllib.request; urllib.request.urlopen('http://{addr}/v2/', timeout=1)"
+        probe = ["ip", "netns", "exec", netns, sys.executable, "-c", code]
         return subprocess.run(probe, capture_output=True).returncode == 0
     try:
         with urllib.request.urlopen(f"http://{addr}/v2/", timeout=1):
