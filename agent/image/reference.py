@@ -13,8 +13,11 @@ from agent.image.errors import ImageError
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 _REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_LABEL = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
+_HOST = re.compile(rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?$")
+MAX_NAME = 255
 
 
 @dataclass(frozen=True)
@@ -39,11 +42,10 @@ class Reference:
     @property
     def scheme(self) -> str:
         """Plain HTTP for local registries (a port, an IP, localhost), as for Docker's insecure ones."""
-        name = self.host.rsplit(":", 1)[0] if ":" in self.host else self.host
-        if ":" in self.host or name == "localhost":
+        if self.host.startswith("[") or ":" in self.host or self.host == "localhost":
             return "http"
         try:
-            ipaddress.ip_address(name)
+            ipaddress.ip_address(self.host)
             return "http"
         except ValueError:
             return "https"
@@ -70,6 +72,10 @@ def parse(ref: str) -> Reference:
         host, path = first, remainder
     else:
         host, path = DOCKER_HUB, rest
+    if not _HOST.match(host):
+        raise bad(f"invalid registry host {host!r}")
+    if host == "index.docker.io":
+        host = DOCKER_HUB
     tag = ""
     name = path
     last = path.rsplit("/", 1)[-1]
@@ -79,6 +85,8 @@ def parse(ref: str) -> Reference:
             raise bad(f"invalid tag {tag!r}")
     if host == DOCKER_HUB and "/" not in name:
         name = f"library/{name}"
+    if len(host) + 1 + len(name) > MAX_NAME:
+        raise bad(f"the name is longer than {MAX_NAME} characters")
     if not _REPO.match(name):
         raise bad(f"invalid repository name {name!r} (lowercase letters, digits, '.', '_', '-', '/')")
     if not tag and not digest:
