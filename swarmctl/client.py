@@ -53,22 +53,35 @@ class Client:
         f = control_pb2.ListFilters(**filters)
         return list(self.call("ListNetworks", control_pb2.ListNetworksRequest(filters=f)).networks)
 
-    def cluster(self) -> Any:
-        clusters = self.call("ListClusters", control_pb2.ListClustersRequest()).clusters
+    def clusters(self, **filters: Any) -> list[Any]:
+        f = control_pb2.ListFilters(**filters)
+        found = list(self.call("ListClusters", control_pb2.ListClustersRequest(filters=f)).clusters)
+        for c in found:
+            c.ClearField("secret")  # the server strips it; never print it even if one slipped through
+        return found
+
+    def cluster(self, ref: str | None = None) -> Any:
+        if ref:
+            return self._resolve("cluster", self.clusters, ref)
+        clusters = self.clusters()
         if not clusters:
             raise click.ClickException("the cluster is not initialised yet")
         return clusters[0]
 
     # ---- resolution --------------------------------------------------------------------------
     def _resolve(self, kind: str, lister: Any, ref: str, by_name: bool = True) -> Any:
+        """By name (a node's hostname) first, then by ID, then by unique ID prefix."""
         if by_name:
             found = lister(names=[ref])
             if len(found) == 1:
                 return found[0]
-        exact = [o for o in lister(id_prefixes=[ref]) if o.id == ref]
+            if len(found) > 1:
+                ids = ", ".join(sorted(o.id[:12] for o in found))
+                raise click.ClickException(f"{kind} {ref} is ambiguous ({len(found)} with that name: {ids})")
+        found = lister(id_prefixes=[ref]) if ref else []
+        exact = [o for o in found if o.id == ref]
         if exact:
             return exact[0]
-        found = lister(id_prefixes=[ref])
         if len(found) == 1:
             return found[0]
         if len(found) > 1:

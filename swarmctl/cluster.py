@@ -30,7 +30,7 @@ def ls(client: Client, fmt: str, quiet: bool) -> None:
 @click.pass_obj
 def inspect(client: Client, ref: str | None, fmt: str, quiet: bool) -> None:
     """Show the cluster, with its join tokens."""
-    c = client.cluster()
+    c = client.cluster(ref)
     emit_one(
         c,
         fmt,
@@ -60,11 +60,14 @@ def update(
     rotate_manager_token: bool,
 ) -> None:
     """Change the cluster's settings or rotate its join tokens."""
+    period = specs.duration(heartbeat_period, "--heartbeat-period") if heartbeat_period else None
+    if period is not None and period.total_seconds() <= 0:
+        raise click.BadParameter("must be more than 0", param_hint="--heartbeat-period")
     c = client.cluster()
     spec = ClusterSpec()
     spec.CopyFrom(c.spec)
-    if heartbeat_period:
-        spec.dispatcher.heartbeat_period.FromTimedelta(specs.duration(heartbeat_period, "--heartbeat-period"))
+    if period is not None:
+        spec.dispatcher.heartbeat_period.FromTimedelta(period)
     if task_history_limit is not None:
         spec.orchestration.task_history_retention_limit = task_history_limit
     req = control_pb2.UpdateClusterRequest(

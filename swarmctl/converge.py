@@ -30,8 +30,9 @@ def _slots(svc: Any, live: list[Any]) -> dict[str, str]:
     return out
 
 
-def _status(client: Client, svc: Any) -> tuple[int, int, list[str], dict[str, str]]:
-    """(tasks running the current spec, tasks wanted, task errors, state per slot)"""
+def _status(client: Client, svc: Any) -> tuple[int, int, int, list[str], dict[str, str]]:
+    """(tasks running the current spec, tasks wanted, tasks desired RUNNING, task errors,
+    state per slot)"""
     tasks = client.tasks(service_ids=[svc.id])
     live = [t for t in tasks if t.desired_state == TaskState.RUNNING]
     running = sum(1 for t in live if t.status.state == TaskState.RUNNING and t.spec == svc.spec.task)
@@ -40,7 +41,7 @@ def _status(client: Client, svc: Any) -> tuple[int, int, list[str], dict[str, st
     else:
         desired = svc.spec.replicated.replicas
     errors = sorted({t.status.err for t in live if t.status.err})
-    return running, desired, errors, _slots(svc, live)
+    return running, desired, len(live), errors, _slots(svc, live)
 
 
 def eligible_nodes(client: Client, svc: Any) -> list[Any]:
@@ -69,7 +70,7 @@ def wait_converged(client: Client, service_id: str, timeout: float) -> None:
     while True:
         svc = client.call("GetService", control_pb2.GetServiceRequest(service_id=service_id)).service
         st = svc.update_status
-        running, desired, errors, slots = _status(client, svc)
+        running, desired, live, errors, slots = _status(client, svc)
         verb = "rolling back" if st.state == UpdateStatus.ROLLBACK_STARTED else "overall progress"
         line = f"{verb}: {running} out of {desired} tasks running the current spec"
         if line != shown:
@@ -84,13 +85,15 @@ def wait_converged(client: Client, service_id: str, timeout: float) -> None:
             raise click.ClickException(f"service {svc.spec.annotations.name}: {st.message}")
         if st.state == UpdateStatus.ROLLBACK_COMPLETED and not asked_rollback:
             raise click.ClickException(f"service {svc.spec.annotations.name}: {st.message or 'rolled back'}")
-        if st.state not in (UpdateStatus.UPDATING, UpdateStatus.ROLLBACK_STARTED) and running == desired:
+        # Converged: every wanted task runs the current spec, and no extra task is still wanted
+        # (replicated; a global service's extra tasks are the ones on nodes it no longer fits).
+        settled = st.state not in (UpdateStatus.UPDATING, UpdateStatus.ROLLBACK_STARTED)
+        if settled and running == desired and (live == desired or svc.spec.WhichOneof("mode") == "global"):
             click.echo("verify: service converged", err=True)
             return
         if time.monotonic() > deadline:
             why = f"; {errors[0]}" if errors else ""
             progress = f"{running}/{desired} running{why}"
-            raise click.ClickException(
-                f"service {service_id} did not converge within {timeout:g}s ({progress})"
-            )
+            name = svc.spec.annotations.name or service_id
+            raise click.ClickException(f"service {name} did not converge within {timeout:g}s ({progress})")
         time.sleep(POLL)

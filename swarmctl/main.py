@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
 import grpc
@@ -18,11 +20,34 @@ from swarmctl.tasks import task
 DEFAULT_SOCKET = "/var/run/swarmd.sock"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def rpc_message(e: grpc.RpcError, socket: str) -> str:
+    """One line for a failed call: the server's message, or what went wrong reaching it."""
+    code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
+    details = (e.details() if hasattr(e, "details") else None) or code.name
+    if code == grpc.StatusCode.UNAVAILABLE and "connect" in details.lower():
+        return f"cannot reach a manager at {socket}: {details}".splitlines()[0]
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"the manager did not answer in time ({details})".splitlines()[0]
+    lines = str(details).splitlines()
+    return lines[0] if lines else code.name
+
+
+class _Group(click.Group):
+    """The root group: a gRPC error anywhere below becomes a one-line ClickException (exit 1)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except grpc.RpcError as e:
+            socket = ctx.obj.socket if isinstance(ctx.obj, Client) else ctx.params.get("socket", "")
+            raise click.ClickException(rpc_message(e, str(socket))) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "-s",
     "--socket",
-    default=lambda: os.environ.get("SWARM_SOCKET", DEFAULT_SOCKET),
+    default=lambda: os.environ.get("SWARM_SOCKET") or DEFAULT_SOCKET,
     show_default="$SWARM_SOCKET or " + DEFAULT_SOCKET,
     help="a manager's control socket",
 )
@@ -37,30 +62,33 @@ for group in (node, service, task, cluster, network):
     cli.add_command(group)
 
 
-def _rpc_message(e: grpc.RpcError, socket: str) -> str:
-    code = e.code()  # type: ignore[attr-defined]
-    details = e.details() or code.name  # type: ignore[attr-defined]
-    if code == grpc.StatusCode.UNAVAILABLE and "connect" in details.lower():
-        return f"cannot reach a manager at {socket}: {details}"
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return f"the manager did not answer in time ({details})"
-    return str(details).splitlines()[0]
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status. Errors are printed as one line, never a traceback."""
+    try:
+        rv = cli.main(
+            args=list(argv) if argv is not None else None, prog_name="swarmctl", standalone_mode=False
+        )
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except click.exceptions.Exit as e:
+        return int(e.exit_code)
+    except click.UsageError as e:
+        click.echo(f"Error: {e.format_message()}".splitlines()[0], err=True)
+        return 2
+    except click.ClickException as e:
+        click.echo(f"Error: {e.format_message()}", err=True)
+        return e.exit_code
+    except grpc.RpcError as e:
+        click.echo(f"Error: {rpc_message(e, os.environ.get('SWARM_SOCKET', DEFAULT_SOCKET))}", err=True)
+        return 1
+    except BrokenPipeError:
+        return 1
+    return rv if isinstance(rv, int) else 0
 
 
 def main() -> None:
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.UsageError as e:
-        click.echo(f"Error: {e.format_message()}", err=True)
-        sys.exit(2)
-    except click.ClickException as e:
-        click.echo(f"Error: {e.format_message()}", err=True)
-        sys.exit(1)
-    except grpc.RpcError as e:
-        click.echo(f"Error: {_rpc_message(e, os.environ.get('SWARM_SOCKET', ''))}", err=True)
-        sys.exit(1)
+    sys.exit(run())
 
 
 if __name__ == "__main__":

@@ -151,6 +151,8 @@ def apply_create(spec: ServiceSpec, o: dict[str, Any]) -> None:
         spec.task.placement.constraints.extend(o["constraints"])
     for net in o.get("networks") or ():
         spec.task.networks.add(target=net)
+    for value in o.get("publish") or ():
+        spec.endpoint.ports.append(specs.port(value))
     apply_common(spec, o)
 
 

@@ -8,7 +8,6 @@ import click
 
 from shoal.api import ServiceSpec, TaskState, control_pb2, logs_pb2
 from shoal.api.types_pb2 import RestartPolicy, UpdateStatus
-from swarmctl import specs
 from swarmctl.client import Client
 from swarmctl.converge import wait_converged
 from swarmctl.logs import log_options, stream_logs
@@ -53,6 +52,9 @@ def _update_status(svc: Any) -> str:
     "--constraint", "constraints", multiple=True, help="placement constraint, e.g. node.role==worker"
 )
 @click.option("--network", "networks", multiple=True)
+@click.option(
+    "--publish", "-p", "publish", multiple=True, help="PUBLISHED:TARGET[/PROTO] or mode=host,target=80,..."
+)
 @common_options
 @click.option("--no-resolve-image", "no_resolve", is_flag=True, help="do not pin the image to its digest")
 @click.argument("words", nargs=-1)
@@ -73,6 +75,8 @@ def create(
     args = list(words[1:] if not image_flag else words)
     if args_flag:
         args = args_flag.split()
+    if not image:
+        raise click.UsageError("an image is required: swarmctl service create [flags] IMAGE [ARG...]")
     if replicas is not None and replicas < 0:
         raise click.BadParameter(f"replicas must be 0 or more (got {replicas})", param_hint="--replicas")
     if mode == "global" and replicas is not None:
@@ -211,7 +215,9 @@ def update(client: Client, ref: str, replicas: int | None, no_resolve: bool, **o
     if replicas is not None and replicas < 0:
         raise click.BadParameter(f"replicas must be 0 or more (got {replicas})", param_hint="--replicas")
     o["replicas"] = replicas
-    specs.env_list(o["env_add"])
+    scratch = ServiceSpec()  # every flag value is checked here, before any RPC
+    scratch.replicated.SetInParent()
+    apply_update(scratch, o)
     svc = _update(client, ref, lambda spec: apply_update(spec, o), no_resolve=no_resolve)
     click.echo(svc.id)
     if not o["detach"]:

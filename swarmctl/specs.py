@@ -9,6 +9,7 @@ from datetime import timedelta
 import click
 import durationpy
 
+from shoal.api.specs_pb2 import PortConfig
 from shoal.api.types_pb2 import RestartPolicy
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.IGNORECASE)
@@ -64,3 +65,45 @@ RESTART_CONDITIONS = {
     "on-failure": RestartPolicy.ON_FAILURE,
     "any": RestartPolicy.ANY,
 }
+
+
+_PROTOCOLS = {"tcp": PortConfig.TCP, "udp": PortConfig.UDP}
+_PUBLISH_MODES = {"ingress": PortConfig.INGRESS, "host": PortConfig.HOST}
+
+
+def _port_number(value: str, what: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise click.BadParameter(f"invalid port {value!r}", param_hint=what)
+    return int(value)
+
+
+def port(value: str, what: str = "--publish") -> PortConfig:
+    """`PUBLISHED:TARGET[/PROTO]`, `TARGET[/PROTO]`, or docker's long form
+    `mode=host,target=80,published=8080,protocol=udp`."""
+    p = PortConfig()
+    if "=" in value:
+        fields = key_values(tuple(value.split(",")), what)
+        unknown = set(fields) - {"mode", "target", "published", "protocol", "name"}
+        if unknown:
+            raise click.BadParameter(f"{value!r}: unknown field {sorted(unknown)[0]!r}", param_hint=what)
+        if "target" not in fields:
+            raise click.BadParameter(f"{value!r}: target= is required", param_hint=what)
+        p.target_port = _port_number(fields["target"], what)
+        if fields.get("published"):
+            p.published_port = _port_number(fields["published"], what)
+        proto, mode = fields.get("protocol", "tcp").lower(), fields.get("mode", "ingress").lower()
+        p.name = fields.get("name", "")
+    else:
+        ports, _, proto = value.partition("/")
+        published, sep, target = ports.rpartition(":")
+        p.target_port = _port_number(target, what)
+        if sep:
+            p.published_port = _port_number(published, what)
+        proto, mode = (proto or "tcp").lower(), "ingress"
+    if proto not in _PROTOCOLS:
+        raise click.BadParameter(f"{value!r}: protocol must be tcp or udp", param_hint=what)
+    if mode not in _PUBLISH_MODES:
+        raise click.BadParameter(f"{value!r}: mode must be ingress or host", param_hint=what)
+    p.protocol = _PROTOCOLS[proto]  # type: ignore[assignment]
+    p.publish_mode = _PUBLISH_MODES[mode]  # type: ignore[assignment]
+    return p

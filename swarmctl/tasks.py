@@ -15,12 +15,32 @@ TASK_HEADERS = ["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE",
 _STATES = {name.lower(): value for name, value in TaskState.items()}
 
 
+def _name(t: Any, services: dict[str, str]) -> str:
+    return str(t.annotations.name or f"{services.get(t.service_id, t.service_id)}.{t.slot or t.node_id}")
+
+
 def task_row(t: Any, hosts: dict[str, str], services: dict[str, str]) -> tuple[object, ...]:
-    name = t.annotations.name or f"{services.get(t.service_id, t.service_id)}.{t.slot or t.node_id}"
+    """A row of `service ps`."""
     return (
         t.id,
-        name,
+        _name(t, services),
         t.spec.container.image.split("@")[0],  # the digest is in --format json
+        hosts.get(t.node_id, t.node_id),
+        TaskState.Name(t.desired_state),
+        TaskState.Name(t.status.state),
+        t.status.err,
+    )
+
+
+LS_HEADERS = ["ID", "NAME", "SERVICE", "NODE", "DESIRED", "STATE", "ERROR"]
+
+
+def ls_row(t: Any, hosts: dict[str, str], services: dict[str, str]) -> tuple[object, ...]:
+    """A row of `task ls`: the error column shows why a task is stuck (`no suitable node (...)`)."""
+    return (
+        t.id,
+        _name(t, services),
+        services.get(t.service_id, t.service_id),
         hosts.get(t.node_id, t.node_id),
         TaskState.Name(t.desired_state),
         TaskState.Name(t.status.state),
@@ -61,7 +81,7 @@ def ls(
     if fmt == "table" and not quiet:
         hosts = {n.id: n.description.hostname for n in client.nodes()}
         services = {s.id: s.spec.annotations.name for s in client.services()}
-    emit(tasks, fmt, quiet, TASK_HEADERS, lambda t: task_row(t, hosts, services))
+    emit(tasks, fmt, quiet, LS_HEADERS, lambda t: ls_row(t, hosts, services))
 
 
 @task.command("logs")
