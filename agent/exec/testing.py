@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import psutil
-
 from agent.exec import ContainerState, ExecError, logfile
+from agent.exec.host import describe_host
 from agent.exec.logfile import LogEntry
 from shoal.api import Task
 from shoal.api.types_pb2 import NodeDescription
@@ -33,12 +31,7 @@ class TestExecutor:
         self._exited: dict[str, asyncio.Event] = {}
 
     async def describe(self) -> NodeDescription:
-        desc = NodeDescription()
-        desc.platform.os = "linux"
-        desc.platform.architecture = platform.machine()
-        desc.resources.nano_cpus = (os.cpu_count() or 1) * 1_000_000_000
-        desc.resources.memory_bytes = psutil.virtual_memory().total
-        return desc
+        return describe_host()
 
     def controller(self, task: Task) -> TestController:
         return TestController(self, task)

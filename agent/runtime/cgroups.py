@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -56,10 +57,16 @@ def _read_pids(path: Path) -> list[int]:
         return []
 
 
-def _kill(pids: list[int]) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+def _kill_until_empty(pids: Callable[[], list[int]]) -> None:
+    """SIGKILL everything in a cgroup until it is empty (forks may race the first round)."""
+    for _ in range(20):
+        found = pids()
+        if not found:
+            return
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
 
 
 def _rmdir(path: Path) -> None:
@@ -112,12 +119,7 @@ class CgroupV1:
         return int(fields.get("oom_kill", "0")) > 0
 
     def kill_all(self) -> None:
-        for _ in range(20):
-            pids = self.pids()
-            if not pids:
-                return
-            _kill(pids)
-            time.sleep(0.02)
+        _kill_until_empty(self.pids)
 
     def remove(self) -> None:
         self.kill_all()
@@ -178,12 +180,7 @@ class CgroupV2:
         if kill.exists():
             with contextlib.suppress(OSError):
                 _write(kill, "1")
-        for _ in range(20):
-            pids = self.pids()
-            if not pids:
-                return
-            _kill(pids)
-            time.sleep(0.02)
+        _kill_until_empty(self.pids)
 
     def remove(self) -> None:
         self.kill_all()

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -20,6 +18,7 @@ from typing import Any, Protocol
 import psutil
 
 from agent.exec import ContainerState, ExecError, LogEntry, logfile
+from agent.exec.host import describe_host
 from agent.runtime import cgroups, linux, spec
 from agent.runtime.bundle import Bundle, Config, State
 from shoal.api import Task
@@ -64,12 +63,7 @@ class ContainerExecutor:
         self.images: ImageStoreLike = images
 
     async def describe(self) -> NodeDescription:
-        desc = NodeDescription()
-        desc.platform.os = "linux"
-        desc.platform.architecture = platform.machine()
-        desc.resources.nano_cpus = (os.cpu_count() or 1) * 1_000_000_000
-        desc.resources.memory_bytes = psutil.virtual_memory().total
-        return desc
+        return describe_host()
 
     def controller(self, task: Task) -> ContainerController:
         return ContainerController(self, task)
