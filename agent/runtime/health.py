@@ -19,6 +19,8 @@ NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: it changes our roo
 class HealthCheck:
     test: list[str]
     env: dict[str, str]
+    uid: int
+    gid: int
     interval: float
     timeout: float
     retries: int
@@ -33,10 +35,12 @@ class HealthCheck:
     _next: float = 0.0
 
     @classmethod
-    def of(cls, cfg: dict[str, object], env: list[str]) -> HealthCheck:
+    def of(cls, cfg: dict[str, object], env: list[str], uid: int = 0, gid: int = 0) -> HealthCheck:
         c = cls(
             test=[str(x) for x in cfg["test"]],  # type: ignore[attr-defined]
             env=dict(e.split("=", 1) for e in env if "=" in e),
+            uid=uid,
+            gid=gid,
             interval=float(cfg.get("interval", 30.0)),  # type: ignore[arg-type]
             timeout=float(cfg.get("timeout", 30.0)),  # type: ignore[arg-type]
             retries=int(cfg.get("retries", 3)),  # type: ignore[call-overload]
@@ -100,6 +104,12 @@ class HealthCheck:
                     _, status = os.wait()
                     os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
                 os.chdir("/")
+                # As the container's own user, with no more privileges than the container has.
+                linux.limit_capabilities(linux.DEFAULT_CAPS)
+                os.setgroups([])
+                os.setgid(self.gid)
+                os.setuid(self.uid)
+                linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
                 os.dup2(w, 1)
                 os.dup2(w, 2)
                 os.execvpe(self.test[0], self.test, self.env)

@@ -51,7 +51,8 @@ class Supervisor:
         self.partial: dict[str, str] = {"stdout": "", "stderr": ""}
         self.stop_deadline: float | None = None
         self.state = State(status="created", supervisor=os.getpid())
-        self.health = HealthCheck.of(self.cfg.health, self.cfg.env) if self.cfg.health else None
+        cfg = self.cfg
+        self.health = HealthCheck.of(cfg.health, cfg.env, cfg.uid, cfg.gid) if cfg.health else None
 
     # ---- start -------------------------------------------------------------------------------
     def _mount_rootfs(self) -> None:

@@ -240,3 +240,16 @@ async def test_health_check_gates_running_and_catches_sickness(executor: Contain
     async with asyncio.timeout(20):
         st = await c.wait()
     assert st.unhealthy and "container unhealthy" in st.message
+
+
+async def test_health_check_runs_as_the_container_user(executor: ContainerExecutor) -> None:
+    t = task("sleep", "1000", user="nobody")
+    hc = t.spec.container.healthcheck
+    hc.test.extend(["CMD-SHELL", "test $(id -u) = 65534"])  # healthy only when run as nobody
+    hc.interval.nanos = 200_000_000
+    hc.retries = 1
+    c = executor.controller(t)
+    await c.prepare()
+    await c.start()
+    async with asyncio.timeout(10):
+        await c.wait_healthy()
