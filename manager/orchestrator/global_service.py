@@ -7,10 +7,10 @@ import time
 from collections import defaultdict
 
 from manager import constraint
-from manager.orchestrator.restart import restart_due_at, should_restart
-from manager.orchestrator.tasks import new_task, settle_duplicates, stop_task, task_is_live
+from manager.orchestrator.slot import live_tasks, needs_new_task
+from manager.orchestrator.tasks import new_task, stop_task
 from manager.reconciler import Reconciler
-from manager.store import Tx, is_terminal
+from manager.store import Tx
 from shoal.api import Node, Service, Task
 from shoal.api.specs_pb2 import NodeSpec
 from shoal.api.types_pb2 import NodeStatus
@@ -60,24 +60,12 @@ def reconcile_service(tx: Tx, svc: Service, tasks: list[Task], nodes: list[Node]
     created = 0
     for node in nodes:
         history = per_node.get(node.id, [])
-        live = sorted(
-            (t for t in history if task_is_live(t)), key=lambda t: t.meta.created_at.ToNanoseconds()
-        )
         keep, start = _wanted(svc, node)
         if not keep:
-            for t in live:
+            for t in live_tasks(history):
                 stop_task(tx, t, why="node is down, drained or no longer matches")
             continue
-        settled = settle_duplicates(tx, live)
-        if settled is None:
-            continue  # a start-first replacement is on its way
-        current = settled[-1] if settled else None
-        if current is not None and is_terminal(current.status.state):
-            if not should_restart(current, history) or now < restart_due_at(current):
-                continue
-            stop_task(tx, current, why="restarting")
-            current = None
-        if current is None and start:
+        if needs_new_task(tx, history, now) and start:
             tx.create(new_task(svc, 0, node_id=node.id))
             created += 1
     if created:

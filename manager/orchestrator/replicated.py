@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-from manager.orchestrator.restart import restart_due_at, should_restart
-from manager.orchestrator.tasks import new_task, node_gone, settle_duplicates, stop_task, task_is_live
+from manager.orchestrator.slot import live_tasks, needs_new_task
+from manager.orchestrator.tasks import new_task, node_gone, stop_task
 from manager.reconciler import Reconciler
-from manager.store import Tx, is_terminal
+from manager.store import Tx
 from shoal.api import Node, Service, Task
 from shoal.log import get_logger
 
@@ -41,28 +41,11 @@ def reconcile_service(tx: Tx, svc: Service, tasks: list[Task], nodes: dict[str, 
     created = 0
     for slot in range(1, max([replicas, *slots.keys()]) + 1):
         history = slots.get(slot, [])
-        live = sorted(
-            (t for t in history if task_is_live(t)), key=lambda t: t.meta.created_at.ToNanoseconds()
-        )
         if slot > replicas:
-            for t in live:
+            for t in live_tasks(history):
                 stop_task(tx, t, why="service scaled down")
             continue
-        settled = settle_duplicates(tx, live)
-        if settled is None:
-            continue  # a start-first replacement is on its way
-        current = settled[-1] if settled else None
-        if current is not None and current.node_id and node_gone(nodes.get(current.node_id)):
-            stop_task(tx, current, why="node is down or drained")
-            current = None
-        elif current is not None and is_terminal(current.status.state):
-            if not should_restart(current, history):
-                continue  # the slot stays with its ended task, as the policy says
-            if now < restart_due_at(current):
-                continue  # the next pass after the delay replaces it
-            stop_task(tx, current, why="restarting")
-            current = None
-        if current is None:
+        if needs_new_task(tx, history, now, gone=lambda t: node_gone(nodes.get(t.node_id))):
             tx.create(new_task(svc, slot))
             created += 1
     if created:
