@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable
+from typing import TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -17,6 +18,7 @@ from shoal.api import Task, TaskState
 from shoal.log import get_logger
 
 log = get_logger("agent.runner")
+T = TypeVar("T")
 DEFAULT_GRACE = 10.0
 TEMPORARY_RETRY = 1.0
 
@@ -119,7 +121,8 @@ class TaskRunner:
                 pid = await self._ctlr.start()
                 # With a health check, RUNNING means healthy (as SwarmKit's container adapter
                 # does): the updater and the load balancer then count only healthy tasks.
-                if await self._until_changed(self._ctlr.wait_healthy()):
+                healthy, _ = await self._until_changed(self._ctlr.wait_healthy())
+                if healthy:
                     self._set(TaskState.RUNNING, "started", pid=pid)
             else:
                 await self._watch_running()
@@ -133,8 +136,8 @@ class TaskRunner:
             terminal = TaskState.REJECTED if state < TaskState.STARTING else TaskState.FAILED
             self._set(terminal, "rejected" if terminal == TaskState.REJECTED else "failed", err=str(e))
 
-    async def _until_changed(self, work: Awaitable[None]) -> bool:
-        """Await work unless the manager changes the task first (True if work finished)."""
+    async def _until_changed(self, work: Awaitable[T]) -> tuple[bool, T | None]:
+        """Await work unless the manager changes the task first: (finished, its result)."""
         self._changed.clear()
         job = asyncio.ensure_future(work)
         changed = asyncio.ensure_future(self._changed.wait())
@@ -146,28 +149,17 @@ class TaskRunner:
             job.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await job
-            return False
-        job.result()  # raises what the work raised
-        return True
+            return False, None
+        return True, job.result()  # raises what the work raised
 
     async def _watch_running(self) -> None:
         st = await self._ctlr.inspect()
         if not st.exists:
             self._set(TaskState.FAILED, "failed", err="container is gone")
             return
-        self._changed.clear()
-        waiter = asyncio.ensure_future(self._ctlr.wait())
-        changed = asyncio.ensure_future(self._changed.wait())
-        try:
-            await asyncio.wait({waiter, changed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            changed.cancel()
-        if not waiter.done():
-            waiter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await waiter
+        done, final = await self._until_changed(self._ctlr.wait())
+        if not done or final is None:
             return  # the manager changed something: the loop re-evaluates
-        final = waiter.result()
         if self._shutdown_wanted():
             return
         code = final.exit_code or 0
