@@ -11,40 +11,23 @@ import statistics
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from agent.image.local import LocalImages
 from agent.runtime import cgroups
 from agent.runtime.executor import ContainerExecutor
 from shoal import ids
 from shoal.api import Task
-from swarmlab.registry import _busybox_tree
+from swarmlab.registry import busybox_tree
 
 RUNS = 20
 
 
-@dataclass
-class _Image:
-    layers: list[Path]
-    digest: str = "sha256:" + "0" * 64
-    config: dict[str, Any] = field(default_factory=lambda: {"Env": ["PATH=/bin"]})
-
-
-class _Images:
-    def __init__(self, layer: Path) -> None:
-        self.image = _Image([layer])
-
-    async def pull(self, ref: str) -> _Image:
-        return self.image
-
-    def gc(self, in_use: set[str]) -> list[Path]:
-        return []
-
-
 async def _ours(layer: Path, work: Path, runs: int) -> list[float]:
     parent = f"shoal-bench-{ids.new_id()[:6]}"
-    ex = ContainerExecutor(work / "ours", "bench", _Images(layer), cgroup_parent=parent)
+    ex = ContainerExecutor(
+        work / "ours", "bench", LocalImages(layer, {"Env": ["PATH=/bin"]}), cgroup_parent=parent
+    )
     times = []
     try:
         for _ in range(runs):
@@ -88,7 +71,7 @@ def run(runs: int = RUNS) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         layer = work / "layer"
-        _busybox_tree(layer)
+        busybox_tree(layer)
         ours = asyncio.run(_ours(layer, work, runs))
         theirs = _runc(layer, work, runs)
     o, r = statistics.median(ours) * 1000, statistics.median(theirs) * 1000

@@ -114,7 +114,8 @@ def stop_registry(proc: subprocess.Popen[bytes]) -> None:
 # The images
 
 
-def _busybox_tree(rootfs: Path) -> None:
+def busybox_tree(rootfs: Path) -> None:
+    """A busybox root filesystem from Debian's busybox-static: the applets, passwd, group."""
     for d in ("bin", "etc", "tmp", "root", "proc", "sys", "dev"):
         (rootfs / d).mkdir(parents=True, exist_ok=True)
     shutil.copy2(BUSYBOX, rootfs / "bin" / "busybox")
@@ -153,7 +154,7 @@ def _build(layout: Path, work: Path) -> None:
     _run("umoci", "init", "--layout", str(layout))
     _run("umoci", "new", "--image", f"{layout}:base")
     busybox = _tag("busybox:latest")
-    _layer(layout, "base", busybox, work, _busybox_tree)
+    _layer(layout, "base", busybox, work, busybox_tree)
     _run("umoci", "config", "--image", f"{layout}:{busybox}", "--config.cmd", "sh", "--config.env", PATH)
     _layer(layout, busybox, _tag("busybox:2"), work, lambda r: (r / "etc" / "version").write_text("2\n"))
     _layer(layout, busybox, "wo1", work, lambda r: (r / "etc" / "deleteme").write_text("gone soon\n"))

@@ -5,71 +5,37 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.exec import ContainerState
+from agent.image.local import LocalImages
 from agent.runtime import cgroups
 from agent.runtime.executor import ContainerController, ContainerExecutor
 from shoal import ids
 from shoal.api import Task
+from swarmlab.registry import busybox_tree
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 BUSYBOX = Path("/bin/busybox")
-
-
-def busybox_rootfs(dest: Path) -> Path:
-    (dest / "bin").mkdir(parents=True)
-    for d in ("etc", "tmp", "root"):
-        (dest / d).mkdir()
-    shutil.copy2(BUSYBOX, dest / "bin" / "busybox")
-    for applet in subprocess.run(
-        [str(BUSYBOX), "--list"], capture_output=True, text=True, check=True
-    ).stdout.split():
-        if applet != "busybox":
-            (dest / "bin" / applet).symlink_to("busybox")
-    (dest / "etc" / "passwd").write_text(
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n"
-    )
-    (dest / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
-    return dest
-
-
-@dataclass
-class StubImage:
-    layers: list[Path]
-    digest: str = "sha256:" + "0" * 64
-    config: dict[str, Any] = field(default_factory=lambda: {"Cmd": ["sh"], "Env": ["PATH=/bin"]})
-
-
-class StubImages:
-    def __init__(self, layer: Path) -> None:
-        self.image = StubImage([layer])
-
-    async def pull(self, ref: str) -> StubImage:
-        return self.image
-
-    def gc(self, in_use: set[str]) -> list[Path]:
-        return []
 
 
 @pytest.fixture(scope="module")
 def layer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if not BUSYBOX.exists():
         pytest.skip("needs Debian's busybox-static")
-    yield busybox_rootfs(tmp_path_factory.mktemp("busybox") / "layer")
+    layer = tmp_path_factory.mktemp("busybox") / "layer"
+    busybox_tree(layer)
+    yield layer
 
 
 @pytest.fixture
 async def executor(tmp_path: Path, layer: Path) -> AsyncIterator[ContainerExecutor]:
     ex = ContainerExecutor(
-        tmp_path / "containers", "rt-test", StubImages(layer), cgroup_parent=f"shoal-test-{ids.new_id()[:8]}"
+        tmp_path / "containers", "rt-test", LocalImages(layer), cgroup_parent=f"shoal-test-{ids.new_id()[:8]}"
     )
     made: list[ContainerController] = []
     orig = ex.controller
