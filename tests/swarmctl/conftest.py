@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 import pytest
 
+from manager.controlapi.filters import matches
 from shoal.api import (
     Cluster,
     Network,
@@ -136,29 +137,8 @@ class FakeControl(control_pb2_grpc.ControlServicer):
             code, message = self.fail[name]
             context.abort(code, message)
 
-    @staticmethod
-    def _match(obj: Any, f: control_pb2.ListFilters) -> bool:
-        name = obj.annotations.name if isinstance(obj, Task) else obj.spec.annotations.name
-        if f.names and name not in f.names:
-            if not (isinstance(obj, Node) and obj.description.hostname in f.names):
-                return False
-        if f.id_prefixes and not any(obj.id.startswith(p) for p in f.id_prefixes):
-            return False
-        if f.name_prefixes and not any(name.startswith(p) for p in f.name_prefixes):
-            return False
-        if isinstance(obj, Task):
-            if f.service_ids and obj.service_id not in f.service_ids:
-                return False
-            if f.node_ids and obj.node_id not in f.node_ids:
-                return False
-            if f.desired_states and obj.desired_state not in f.desired_states:
-                return False
-        if isinstance(obj, Node) and f.roles and obj.role not in f.roles:
-            return False
-        return True
-
     def _list(self, objs: dict[str, Any], f: control_pb2.ListFilters) -> list[Any]:
-        return [o for _, o in sorted(objs.items()) if self._match(o, f)]
+        return [o for _, o in sorted(objs.items()) if matches(f, o)]
 
     @staticmethod
     def _get(objs: dict[str, Any], kind: str, oid: str, context: grpc.ServicerContext) -> Any:
