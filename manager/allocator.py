@@ -14,7 +14,7 @@ from manager import ipam
 from manager.orchestrator.tasks import now
 from manager.reconciler import Reconciler
 from manager.store import Tx, copy_of, is_terminal
-from shoal.api import Network, Service, Task, TaskState
+from shoal.api import Service, Task, TaskState
 from shoal.api.specs_pb2 import EndpointSpec
 
 
@@ -82,7 +82,8 @@ class Allocator(Reconciler):
             t.status.timestamp.CopyFrom(now())
             tx.update(t)
         for net_id in touched:
-            tx.update(_touch(networks[net_id]))
+            # Written back unchanged: the version bump is what serialises concurrent allocators.
+            tx.update(networks[net_id])
 
 
 def _vips_wanted(svc: Service) -> set[str]:
@@ -93,8 +94,3 @@ def _vips_wanted(svc: Service) -> set[str]:
 
 def _vips_held(svc: Service) -> set[str]:
     return {v.network_id for v in svc.endpoint.virtual_ips}
-
-
-def _touch(net: Network) -> Network:
-    """Written back unchanged: the version bump is what serialises concurrent allocators."""
-    return net

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from manager.store import MemoryStore, Tx
-from shoal.errors import NotLeader, VersionConflict
+from shoal.errors import VersionConflict
 from shoal.log import get_logger
 
 log = get_logger("reconciler")
@@ -43,10 +43,7 @@ class Reconciler:
         watch = self.store.watch()
         with watch:
             while True:
-                try:
-                    await self.pass_once()
-                except NotLeader:
-                    raise
+                await self.pass_once()
                 try:
                     async with asyncio.timeout(self.tick):
                         await watch.get()

@@ -28,7 +28,7 @@ from manager.dispatcher.sessions import Session, Sessions
 from manager.membership.servicer import update_node
 from manager.store import Event, MemoryStore, Tx
 from shoal import auth
-from shoal.api import Node, NodeRole, Task, dispatcher_pb2
+from shoal.api import Cluster, Node, NodeRole, Task, dispatcher_pb2
 from shoal.api.types_pb2 import NodeStatus, TaskStatus
 from shoal.errors import NotFound, PermissionDenied, ShoalError, VersionConflict
 from shoal.log import get_logger
@@ -106,10 +106,15 @@ class Dispatcher:
             last = self._session_message(session)
             yield last
             while not session.closed:
+                events: list[Event] = []
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):
-                        await watch.get()
-                        watch.get_nowait_all()
+                        events = await watch.get()
+                        events += watch.get_nowait_all()
+                # The message is made of nodes and the cluster: task traffic (most commits) is not
+                # worth a rebuild for every session.
+                if not any(isinstance(ev.obj, (Node, Cluster)) for ev in events):
+                    continue
                 msg = self._session_message(session)
                 if msg != last:
                     last = msg
