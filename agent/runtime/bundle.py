@@ -12,6 +12,15 @@ from typing import Any
 
 
 @dataclass
+class HealthSpec:
+    test: list[str]  # argv run inside the container
+    interval: float = 30.0  # seconds
+    timeout: float = 30.0
+    start_period: float = 0.0
+    retries: int = 3
+
+
+@dataclass
 class Config:
     task_id: str
     lowerdirs: list[str]  # image layers, bottom first
@@ -29,8 +38,7 @@ class Config:
     stop_signal: str = "SIGTERM"
     init: str = ""  # host path of an init binary to run as PID 1 (docker run --init)
     extra_groups: list[int] = field(default_factory=list)
-    # {"test": [...argv], "interval", "timeout", "start_period" (seconds), "retries"}; None: no check
-    health: dict[str, Any] | None = None
+    health: HealthSpec | None = None
 
 
 @dataclass
@@ -68,7 +76,10 @@ class Bundle:
         _atomic_write(self._config, asdict(cfg))
 
     def config(self) -> Config:
-        return Config(**json.loads(self._config.read_text()))
+        cfg = Config(**json.loads(self._config.read_text()))
+        if isinstance(cfg.health, dict):
+            cfg.health = HealthSpec(**cfg.health)
+        return cfg
 
     def write_state(self, state: State) -> None:
         _atomic_write(self._state, asdict(state))

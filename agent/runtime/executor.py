@@ -13,14 +13,14 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import psutil
 
 from agent.exec import ContainerState, ExecError, LogEntry, logfile
 from agent.exec.host import describe_host
 from agent.runtime import cgroups, linux, spec
-from agent.runtime.bundle import Bundle, Config, State
+from agent.runtime.bundle import Bundle, Config, HealthSpec, State
 from shoal.api import Task
 from shoal.api.types_pb2 import NodeDescription
 from shoal.log import get_logger
@@ -223,7 +223,7 @@ class ContainerController:
         return logfile.read(self.bundle.log, follow=follow, tail=tail, alive=alive)
 
 
-def health_config(task: Task, image: dict[str, Any]) -> dict[str, Any] | None:
+def health_config(task: Task, image: dict[str, Any]) -> HealthSpec | None:
     """The spec's health check, else the image's HEALTHCHECK; ["NONE"] turns it off."""
     hc = task.spec.container.healthcheck
     img = image.get("Healthcheck") or {}
@@ -238,18 +238,20 @@ def health_config(task: Task, image: dict[str, Any]) -> dict[str, Any] | None:
         else test
     )
 
-    def seconds(field: str, image_key: str, default: float) -> float:
-        if hc.HasField(field):  # type: ignore[arg-type]
+    def seconds(
+        field: Literal["interval", "timeout", "start_period"], image_key: str, default: float
+    ) -> float:
+        if hc.HasField(field):
             return float(getattr(hc, field).ToTimedelta().total_seconds())
-        return float(img.get(image_key, 0)) / 1e9 or default
+        return float(img.get(image_key, 0)) / 1e9 or default  # image configs count nanoseconds
 
-    return {
-        "test": argv,
-        "interval": seconds("interval", "Interval", 30.0),
-        "timeout": seconds("timeout", "Timeout", 30.0),
-        "start_period": seconds("start_period", "StartPeriod", 0.0),
-        "retries": hc.retries or int(img.get("Retries") or 3),
-    }
+    return HealthSpec(
+        test=argv,
+        interval=seconds("interval", "Interval", 30.0),
+        timeout=seconds("timeout", "Timeout", 30.0),
+        start_period=seconds("start_period", "StartPeriod", 0.0),
+        retries=hc.retries or int(img.get("Retries") or 3),
+    )
 
 
 def _final(st: State) -> ContainerState:

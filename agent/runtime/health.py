@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from agent.runtime import cgroups, linux
+from agent.runtime.bundle import HealthSpec
 
 NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: it changes our root
 
@@ -35,16 +36,16 @@ class HealthCheck:
     _next: float = 0.0
 
     @classmethod
-    def of(cls, cfg: dict[str, object], env: list[str], uid: int = 0, gid: int = 0) -> HealthCheck:
+    def of(cls, spec: HealthSpec, env: list[str], uid: int = 0, gid: int = 0) -> HealthCheck:
         c = cls(
-            test=[str(x) for x in cfg["test"]],  # type: ignore[attr-defined]
+            test=list(spec.test),
             env=dict(e.split("=", 1) for e in env if "=" in e),
             uid=uid,
             gid=gid,
-            interval=float(cfg.get("interval", 30.0)),  # type: ignore[arg-type]
-            timeout=float(cfg.get("timeout", 30.0)),  # type: ignore[arg-type]
-            retries=int(cfg.get("retries", 3)),  # type: ignore[call-overload]
-            start_period=float(cfg.get("start_period", 0.0)),  # type: ignore[arg-type]
+            interval=spec.interval,
+            timeout=spec.timeout,
+            retries=spec.retries,
+            start_period=spec.start_period,
         )
         c._next = c.started + min(c.interval, 1.0)  # a first look soon after start
         return c
