@@ -24,44 +24,51 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from shoal.api import objects_pb2 as shoal_dot_api_dot_objects__pb2
+from shoal.api import specs_pb2 as shoal_dot_api_dot_specs__pb2
 from shoal.api import types_pb2 as shoal_dot_api_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ashoal/api/dispatcher.proto\x12\tshoal.api\x1a\x1egoogle/protobuf/duration.proto\x1a\x17shoal/api/objects.proto\x1a\x15shoal/api/types.proto\"=\n\x0cWeightedPeer\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x03\"U\n\x0eSessionRequest\x12/\n\x0b\x64\x65scription\x18\x01 \x01(\x0b\x32\x1a.shoal.api.NodeDescription\x12\x12\n\nsession_id\x18\x02 \x01(\t\"\xa3\x01\n\x0eSessionMessage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x1d\n\x04node\x18\x02 \x01(\x0b\x32\x0f.shoal.api.Node\x12)\n\x08managers\x18\x03 \x03(\x0b\x32\x17.shoal.api.WeightedPeer\x12\x33\n\x10heartbeat_period\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"&\n\x10HeartbeatRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\">\n\x11HeartbeatResponse\x12)\n\x06period\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xbf\x01\n\x17UpdateTaskStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x44\n\x07updates\x18\x02 \x03(\x0b\x32\x33.shoal.api.UpdateTaskStatusRequest.TaskStatusUpdate\x1aJ\n\x10TaskStatusUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12%\n\x06status\x18\x02 \x01(\x0b\x32\x15.shoal.api.TaskStatus\"\x1a\n\x18UpdateTaskStatusResponse\"(\n\x12\x41ssignmentsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\\\n\nAssignment\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x0f.shoal.api.TaskH\x00\x12%\n\x07network\x18\x02 \x01(\x0b\x32\x12.shoal.api.NetworkH\x00\x42\x06\n\x04item\"\xa7\x01\n\x10\x41ssignmentChange\x12)\n\nassignment\x18\x01 \x01(\x0b\x32\x15.shoal.api.Assignment\x12<\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32,.shoal.api.AssignmentChange.AssignmentAction\"*\n\x10\x41ssignmentAction\x12\n\n\x06UPDATE\x10\x00\x12\n\n\x06REMOVE\x10\x01\"\x9b\x01\n\x12\x41ssignmentsMessage\x12\x30\n\x04type\x18\x01 \x01(\x0e\x32\".shoal.api.AssignmentsMessage.Type\x12,\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x1b.shoal.api.AssignmentChange\"%\n\x04Type\x12\x0c\n\x08\x43OMPLETE\x10\x00\x12\x0f\n\x0bINCREMENTAL\x10\x01\x32\xc3\x02\n\nDispatcher\x12\x41\n\x07Session\x12\x19.shoal.api.SessionRequest\x1a\x19.shoal.api.SessionMessage0\x01\x12\x46\n\tHeartbeat\x12\x1b.shoal.api.HeartbeatRequest\x1a\x1c.shoal.api.HeartbeatResponse\x12[\n\x10UpdateTaskStatus\x12\".shoal.api.UpdateTaskStatusRequest\x1a#.shoal.api.UpdateTaskStatusResponse\x12M\n\x0b\x41ssignments\x12\x1d.shoal.api.AssignmentsRequest\x1a\x1d.shoal.api.AssignmentsMessage0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ashoal/api/dispatcher.proto\x12\tshoal.api\x1a\x1egoogle/protobuf/duration.proto\x1a\x17shoal/api/objects.proto\x1a\x15shoal/api/specs.proto\x1a\x15shoal/api/types.proto\"=\n\x0cWeightedPeer\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x03\"U\n\x0eSessionRequest\x12/\n\x0b\x64\x65scription\x18\x01 \x01(\x0b\x32\x1a.shoal.api.NodeDescription\x12\x12\n\nsession_id\x18\x02 \x01(\t\"\xa3\x01\n\x0eSessionMessage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x1d\n\x04node\x18\x02 \x01(\x0b\x32\x0f.shoal.api.Node\x12)\n\x08managers\x18\x03 \x03(\x0b\x32\x17.shoal.api.WeightedPeer\x12\x33\n\x10heartbeat_period\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"&\n\x10HeartbeatRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\">\n\x11HeartbeatResponse\x12)\n\x06period\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xbf\x01\n\x17UpdateTaskStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x44\n\x07updates\x18\x02 \x03(\x0b\x32\x33.shoal.api.UpdateTaskStatusRequest.TaskStatusUpdate\x1aJ\n\x10TaskStatusUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12%\n\x06status\x18\x02 \x01(\x0b\x32\x15.shoal.api.TaskStatus\"\x1a\n\x18UpdateTaskStatusResponse\"(\n\x12\x41ssignmentsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x86\x01\n\nAssignment\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x0f.shoal.api.TaskH\x00\x12%\n\x07network\x18\x02 \x01(\x0b\x32\x12.shoal.api.NetworkH\x00\x12(\n\x05peers\x18\x03 \x01(\x0b\x32\x17.shoal.api.NetworkPeersH\x00\x42\x06\n\x04item\"\xdd\x03\n\x0cNetworkPeers\x12#\n\x07network\x18\x01 \x01(\x0b\x32\x12.shoal.api.Network\x12\x33\n\tendpoints\x18\x02 \x03(\x0b\x32 .shoal.api.NetworkPeers.Endpoint\x12\x36\n\x08services\x18\x03 \x03(\x0b\x32$.shoal.api.NetworkPeers.ServiceEntry\x1a\x9e\x01\n\x08\x45ndpoint\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\nservice_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x11\n\tnode_addr\x18\x04 \x01(\t\x12\x0c\n\x04\x61\x64\x64r\x18\x05 \x01(\t\x12\x0b\n\x03mac\x18\x06 \x01(\t\x12\x0f\n\x07\x61liases\x18\x07 \x03(\t\x12\x0f\n\x07running\x18\x08 \x01(\x08\x12\x0c\n\x04slot\x18\t \x01(\r\x1a\x99\x01\n\x0cServiceEntry\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x34\n\x04mode\x18\x03 \x01(\x0e\x32&.shoal.api.EndpointSpec.ResolutionMode\x12\x0b\n\x03vip\x18\x04 \x01(\t\x12$\n\x05ports\x18\x05 \x03(\x0b\x32\x15.shoal.api.PortConfig\"\xa7\x01\n\x10\x41ssignmentChange\x12)\n\nassignment\x18\x01 \x01(\x0b\x32\x15.shoal.api.Assignment\x12<\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32,.shoal.api.AssignmentChange.AssignmentAction\"*\n\x10\x41ssignmentAction\x12\n\n\x06UPDATE\x10\x00\x12\n\n\x06REMOVE\x10\x01\"\x9b\x01\n\x12\x41ssignmentsMessage\x12\x30\n\x04type\x18\x01 \x01(\x0e\x32\".shoal.api.AssignmentsMessage.Type\x12,\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x1b.shoal.api.AssignmentChange\"%\n\x04Type\x12\x0c\n\x08\x43OMPLETE\x10\x00\x12\x0f\n\x0bINCREMENTAL\x10\x01\x32\xc3\x02\n\nDispatcher\x12\x41\n\x07Session\x12\x19.shoal.api.SessionRequest\x1a\x19.shoal.api.SessionMessage0\x01\x12\x46\n\tHeartbeat\x12\x1b.shoal.api.HeartbeatRequest\x1a\x1c.shoal.api.HeartbeatResponse\x12[\n\x10UpdateTaskStatus\x12\".shoal.api.UpdateTaskStatusRequest\x1a#.shoal.api.UpdateTaskStatusResponse\x12M\n\x0b\x41ssignments\x12\x1d.shoal.api.AssignmentsRequest\x1a\x1d.shoal.api.AssignmentsMessage0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.api.dispatcher_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WEIGHTEDPEER']._serialized_start=121
-  _globals['_WEIGHTEDPEER']._serialized_end=182
-  _globals['_SESSIONREQUEST']._serialized_start=184
-  _globals['_SESSIONREQUEST']._serialized_end=269
-  _globals['_SESSIONMESSAGE']._serialized_start=272
-  _globals['_SESSIONMESSAGE']._serialized_end=435
-  _globals['_HEARTBEATREQUEST']._serialized_start=437
-  _globals['_HEARTBEATREQUEST']._serialized_end=475
-  _globals['_HEARTBEATRESPONSE']._serialized_start=477
-  _globals['_HEARTBEATRESPONSE']._serialized_end=539
-  _globals['_UPDATETASKSTATUSREQUEST']._serialized_start=542
-  _globals['_UPDATETASKSTATUSREQUEST']._serialized_end=733
-  _globals['_UPDATETASKSTATUSREQUEST_TASKSTATUSUPDATE']._serialized_start=659
-  _globals['_UPDATETASKSTATUSREQUEST_TASKSTATUSUPDATE']._serialized_end=733
-  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_start=735
-  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_end=761
-  _globals['_ASSIGNMENTSREQUEST']._serialized_start=763
-  _globals['_ASSIGNMENTSREQUEST']._serialized_end=803
-  _globals['_ASSIGNMENT']._serialized_start=805
-  _globals['_ASSIGNMENT']._serialized_end=897
-  _globals['_ASSIGNMENTCHANGE']._serialized_start=900
-  _globals['_ASSIGNMENTCHANGE']._serialized_end=1067
-  _globals['_ASSIGNMENTCHANGE_ASSIGNMENTACTION']._serialized_start=1025
-  _globals['_ASSIGNMENTCHANGE_ASSIGNMENTACTION']._serialized_end=1067
-  _globals['_ASSIGNMENTSMESSAGE']._serialized_start=1070
-  _globals['_ASSIGNMENTSMESSAGE']._serialized_end=1225
-  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_start=1188
-  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_end=1225
-  _globals['_DISPATCHER']._serialized_start=1228
-  _globals['_DISPATCHER']._serialized_end=1551
+  _globals['_WEIGHTEDPEER']._serialized_start=144
+  _globals['_WEIGHTEDPEER']._serialized_end=205
+  _globals['_SESSIONREQUEST']._serialized_start=207
+  _globals['_SESSIONREQUEST']._serialized_end=292
+  _globals['_SESSIONMESSAGE']._serialized_start=295
+  _globals['_SESSIONMESSAGE']._serialized_end=458
+  _globals['_HEARTBEATREQUEST']._serialized_start=460
+  _globals['_HEARTBEATREQUEST']._serialized_end=498
+  _globals['_HEARTBEATRESPONSE']._serialized_start=500
+  _globals['_HEARTBEATRESPONSE']._serialized_end=562
+  _globals['_UPDATETASKSTATUSREQUEST']._serialized_start=565
+  _globals['_UPDATETASKSTATUSREQUEST']._serialized_end=756
+  _globals['_UPDATETASKSTATUSREQUEST_TASKSTATUSUPDATE']._serialized_start=682
+  _globals['_UPDATETASKSTATUSREQUEST_TASKSTATUSUPDATE']._serialized_end=756
+  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_start=758
+  _globals['_UPDATETASKSTATUSRESPONSE']._serialized_end=784
+  _globals['_ASSIGNMENTSREQUEST']._serialized_start=786
+  _globals['_ASSIGNMENTSREQUEST']._serialized_end=826
+  _globals['_ASSIGNMENT']._serialized_start=829
+  _globals['_ASSIGNMENT']._serialized_end=963
+  _globals['_NETWORKPEERS']._serialized_start=966
+  _globals['_NETWORKPEERS']._serialized_end=1443
+  _globals['_NETWORKPEERS_ENDPOINT']._serialized_start=1129
+  _globals['_NETWORKPEERS_ENDPOINT']._serialized_end=1287
+  _globals['_NETWORKPEERS_SERVICEENTRY']._serialized_start=1290
+  _globals['_NETWORKPEERS_SERVICEENTRY']._serialized_end=1443
+  _globals['_ASSIGNMENTCHANGE']._serialized_start=1446
+  _globals['_ASSIGNMENTCHANGE']._serialized_end=1613
+  _globals['_ASSIGNMENTCHANGE_ASSIGNMENTACTION']._serialized_start=1571
+  _globals['_ASSIGNMENTCHANGE_ASSIGNMENTACTION']._serialized_end=1613
+  _globals['_ASSIGNMENTSMESSAGE']._serialized_start=1616
+  _globals['_ASSIGNMENTSMESSAGE']._serialized_end=1771
+  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_start=1734
+  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_end=1771
+  _globals['_DISPATCHER']._serialized_start=1774
+  _globals['_DISPATCHER']._serialized_end=2097
 # @@protoc_insertion_point(module_scope)

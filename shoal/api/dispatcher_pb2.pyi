@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from shoal.api import objects_pb2 as _objects_pb2
+from shoal.api import specs_pb2 as _specs_pb2
 from shoal.api import types_pb2 as _types_pb2
 import builtins as _builtins
 import sys
@@ -225,25 +226,144 @@ class Assignment(_message.Message):
 
     TASK_FIELD_NUMBER: _builtins.int
     NETWORK_FIELD_NUMBER: _builtins.int
+    PEERS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def task(self) -> _objects_pb2.Task: ...
     @_builtins.property
     def network(self) -> _objects_pb2.Network: ...
+    @_builtins.property
+    def peers(self) -> Global___NetworkPeers:
+        """Sent for every overlay network a task on the node attaches to; REMOVE (with only
+        network.id set) once none does.
+        """
+
     def __init__(
         self,
         *,
         task: _objects_pb2.Task | None = ...,
         network: _objects_pb2.Network | None = ...,
+        peers: Global___NetworkPeers | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item", "network", b"network", "task", b"task"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item", "network", b"network", "peers", b"peers", "task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item", "network", b"network", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item", "network", b"network", "peers", b"peers", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["task", "network"]  # noqa: Y015
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["task", "network", "peers"]  # noqa: Y015
     _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 
 Global___Assignment: _TypeAlias = Assignment  # noqa: Y015
+
+@_typing.final
+class NetworkPeers(_message.Message):
+    """What one node's data plane needs for one overlay network: every live endpoint on it (the
+    node's own and other nodes'), for FDB/neighbor entries, DNS and VIP load balancing.
+    SwarmKit spreads this by gossip; shoal pushes it from the leader's store.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Endpoint(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        TASK_ID_FIELD_NUMBER: _builtins.int
+        SERVICE_ID_FIELD_NUMBER: _builtins.int
+        NODE_ID_FIELD_NUMBER: _builtins.int
+        NODE_ADDR_FIELD_NUMBER: _builtins.int
+        ADDR_FIELD_NUMBER: _builtins.int
+        MAC_FIELD_NUMBER: _builtins.int
+        ALIASES_FIELD_NUMBER: _builtins.int
+        RUNNING_FIELD_NUMBER: _builtins.int
+        SLOT_FIELD_NUMBER: _builtins.int
+        task_id: _builtins.str
+        service_id: _builtins.str
+        node_id: _builtins.str
+        node_addr: _builtins.str
+        """Underlay IP of the node the task runs on (no port)."""
+        addr: _builtins.str
+        """Overlay address with prefix ("10.0.1.5/24") and the MAC derived from it."""
+        mac: _builtins.str
+        running: _builtins.bool
+        """RUNNING with desired state RUNNING: a load-balancing backend and a DNS answer."""
+        slot: _builtins.int
+        @_builtins.property
+        def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+        def __init__(
+            self,
+            *,
+            task_id: _builtins.str = ...,
+            service_id: _builtins.str = ...,
+            node_id: _builtins.str = ...,
+            node_addr: _builtins.str = ...,
+            addr: _builtins.str = ...,
+            mac: _builtins.str = ...,
+            aliases: _abc.Iterable[_builtins.str] | None = ...,
+            running: _builtins.bool = ...,
+            slot: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["addr", b"addr", "aliases", b"aliases", "mac", b"mac", "node_addr", b"node_addr", "node_id", b"node_id", "running", b"running", "service_id", b"service_id", "slot", b"slot", "task_id", b"task_id"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class ServiceEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        SERVICE_ID_FIELD_NUMBER: _builtins.int
+        NAME_FIELD_NUMBER: _builtins.int
+        MODE_FIELD_NUMBER: _builtins.int
+        VIP_FIELD_NUMBER: _builtins.int
+        PORTS_FIELD_NUMBER: _builtins.int
+        service_id: _builtins.str
+        name: _builtins.str
+        mode: _specs_pb2.EndpointSpec.ResolutionMode.ValueType
+        vip: _builtins.str
+        """The service's virtual IP on this network, without prefix (empty in DNSRR mode)."""
+        @_builtins.property
+        def ports(self) -> _containers.RepeatedCompositeFieldContainer[_specs_pb2.PortConfig]:
+            """Host-mode published ports: each node forwards them to its own running tasks."""
+
+        def __init__(
+            self,
+            *,
+            service_id: _builtins.str = ...,
+            name: _builtins.str = ...,
+            mode: _specs_pb2.EndpointSpec.ResolutionMode.ValueType = ...,
+            vip: _builtins.str = ...,
+            ports: _abc.Iterable[_specs_pb2.PortConfig] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["mode", b"mode", "name", b"name", "ports", b"ports", "service_id", b"service_id", "vip", b"vip"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NETWORK_FIELD_NUMBER: _builtins.int
+    ENDPOINTS_FIELD_NUMBER: _builtins.int
+    SERVICES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def network(self) -> _objects_pb2.Network: ...
+    @_builtins.property
+    def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___NetworkPeers.Endpoint]: ...
+    @_builtins.property
+    def services(self) -> _containers.RepeatedCompositeFieldContainer[Global___NetworkPeers.ServiceEntry]: ...
+    def __init__(
+        self,
+        *,
+        network: _objects_pb2.Network | None = ...,
+        endpoints: _abc.Iterable[Global___NetworkPeers.Endpoint] | None = ...,
+        services: _abc.Iterable[Global___NetworkPeers.ServiceEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["network", b"network"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoints", b"endpoints", "network", b"network", "services", b"services"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NetworkPeers: _TypeAlias = NetworkPeers  # noqa: Y015
 
 @_typing.final
 class AssignmentChange(_message.Message):
