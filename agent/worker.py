@@ -21,6 +21,8 @@ class Worker:
         self._db = db
         self._reporter = reporter
         self.runners: dict[str, TaskRunner] = {}
+        # The overlay networks' tables (NetworkPeers by network id), as the dispatcher last sent them.
+        self.peers: dict[str, dispatcher_pb2.NetworkPeers] = {}
 
     def restore(self) -> None:
         """Runners for what we ran before a restart; their last states are reported again."""
@@ -37,9 +39,13 @@ class Worker:
         runner.start()
 
     async def apply(self, msg: dispatcher_pb2.AssignmentsMessage) -> None:
+        complete = msg.type == dispatcher_pb2.AssignmentsMessage.COMPLETE
+        await self._apply_peers(msg, complete)
         removes: list[str] = []
         seen: set[str] = set()
         for change in msg.changes:
+            if change.assignment.WhichOneof("item") != "task":
+                continue
             task = change.assignment.task
             if change.action == dispatcher_pb2.AssignmentChange.REMOVE:
                 removes.append(task.id)
@@ -50,10 +56,29 @@ class Worker:
                 self._add(task)
             else:
                 runner.update(task)
-        if msg.type == dispatcher_pb2.AssignmentsMessage.COMPLETE:
+        if complete:
             removes.extend(tid for tid in self.runners if tid not in seen)
         if removes:
             await asyncio.gather(*(self._remove(tid) for tid in removes))
+
+    async def _apply_peers(self, msg: dispatcher_pb2.AssignmentsMessage, complete: bool) -> None:
+        """Hand the data plane the whole new set of tables, before any new task prepares."""
+        tables = {} if complete else dict(self.peers)
+        for change in msg.changes:
+            if change.assignment.WhichOneof("item") != "peers":
+                continue
+            table = change.assignment.peers
+            if change.action == dispatcher_pb2.AssignmentChange.REMOVE:
+                tables.pop(table.network.id, None)
+            else:
+                tables[table.network.id] = table
+        if tables == self.peers and not complete:
+            return
+        self.peers = tables
+        try:
+            await self._executor.set_network_peers(dict(tables))
+        except Exception:  # the data plane must not stop the agent from running its tasks
+            log.exception("network_peers_failed", networks=len(tables))
 
     async def _remove(self, task_id: str) -> None:
         runner = self.runners.pop(task_id, None)

@@ -15,6 +15,7 @@ from agent.exec.logfile import LogEntry
 
 if TYPE_CHECKING:  # the container supervisor imports this package and must start fast
     from shoal.api import Task
+    from shoal.api.dispatcher_pb2 import NetworkPeers
     from shoal.api.types_pb2 import NodeDescription
 
 
@@ -72,6 +73,10 @@ class Executor(Protocol):
     async def describe(self) -> NodeDescription: ...
 
     def controller(self, task: Task) -> Controller: ...
+
+    async def set_network_peers(self, tables: dict[str, NetworkPeers]) -> None:
+        """The overlay networks this node's tasks use, each with every endpoint on it cluster-wide
+        (the dispatcher's NetworkPeers by network id): the whole current set on every call."""
 
 
 __all__ = ["ContainerState", "Controller", "ExecError", "Executor", "LogEntry", "TemporaryError"]

@@ -17,6 +17,7 @@ from agent.exec import ContainerState, ExecError, logfile
 from agent.exec.host import describe_host
 from agent.exec.logfile import LogEntry
 from shoal.api import Task
+from shoal.api.dispatcher_pb2 import NetworkPeers
 from shoal.api.types_pb2 import NodeDescription
 
 _SIMULATED_EXIT_DELAY = 0.2
@@ -29,6 +30,11 @@ class TestExecutor:
         self.dir = state_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self._exited: dict[str, asyncio.Event] = {}
+        # What the dispatcher last sent: simulated containers have no data plane to program.
+        self.network_peers: dict[str, NetworkPeers] = {}
+
+    async def set_network_peers(self, tables: dict[str, NetworkPeers]) -> None:
+        self.network_peers = tables
 
     async def describe(self) -> NodeDescription:
         return describe_host()

@@ -22,11 +22,12 @@ from datetime import timedelta
 
 from grpc import aio
 
+from manager.dispatcher import peers
 from manager.dispatcher.assignments import assignment_set, changed_for_agent, in_assignment_set
 from manager.dispatcher.logbroker import LogBroker
 from manager.dispatcher.sessions import Session, Sessions
 from manager.membership.servicer import update_node
-from manager.store import Event, MemoryStore, Tx
+from manager.store import Event, MemoryStore, ReadView, Tx
 from shoal import auth
 from shoal.api import Cluster, Node, NodeRole, Task, dispatcher_pb2
 from shoal.api.types_pb2 import NodeStatus, TaskStatus
@@ -51,6 +52,7 @@ class Dispatcher:
         self._sessions = Sessions()
         self._queue: list[_Pending] = []
         self._wakeup = asyncio.Event()
+        self._peer_tables = peers.PeerTables()
         self.logs = LogBroker(lambda context, session_id: self._session(context, session_id).node_id)
 
     # ---- helpers -----------------------------------------------------------------------------
@@ -151,8 +153,10 @@ class Dispatcher:
         node_id = session.node_id
         view, watch = self._store.view_and_watch()
         with watch:
-            known = {t.id for t in assignment_set(view, node_id)}
-            yield _message(dispatcher_pb2.AssignmentsMessage.COMPLETE, assignment_set(view, node_id), [])
+            tasks = assignment_set(view, node_id)
+            known = {t.id: peers.networks_of([t]) for t in tasks}
+            sent = self._wanted_peers(view, known)
+            yield _message(dispatcher_pb2.AssignmentsMessage.COMPLETE, tasks, [], sent.values())
             while not session.closed:
                 events: list[Event] = []
                 with contextlib.suppress(TimeoutError):
@@ -172,13 +176,35 @@ class Dispatcher:
                         if not was or old is None or changed_for_agent(old, task):
                             updates[task.id] = task
                         removes.discard(task.id)
-                        known.add(task.id)
+                        known[task.id] = peers.networks_of([task])
                     elif task.id in known:
-                        known.discard(task.id)
+                        del known[task.id]
                         updates.pop(task.id, None)
                         removes.add(task.id)
-                if updates or removes:
-                    yield _message(dispatcher_pb2.AssignmentsMessage.INCREMENTAL, updates.values(), removes)
+                peer_updates: list[dispatcher_pb2.NetworkPeers] = []
+                peer_removes: list[str] = []
+                if peers.touches_networks(events):
+                    wanted = self._wanted_peers(self._store.view(), known)
+                    peer_updates, peer_removes = peers.diff(sent, wanted)
+                    sent = wanted
+                if updates or removes or peer_updates or peer_removes:
+                    yield _message(
+                        dispatcher_pb2.AssignmentsMessage.INCREMENTAL,
+                        updates.values(),
+                        removes,
+                        peer_updates,
+                        peer_removes,
+                    )
+
+    def _wanted_peers(
+        self, view: ReadView, known: dict[str, set[str]]
+    ) -> dict[str, dispatcher_pb2.NetworkPeers]:
+        """The tables of the networks this node's tasks attach to."""
+        used = set().union(*known.values()) if known else set()
+        if not used:
+            return {}
+        tables = self._peer_tables.at(view)
+        return {net_id: tables[net_id] for net_id in used if net_id in tables}
 
     # ---- background work ---------------------------------------------------------------------
     async def run(self) -> None:
@@ -259,7 +285,13 @@ def _mark_down(n: Node) -> None:
     n.status.message = "heartbeat failure"
 
 
-def _message(kind: int, updates: Iterable[Task], removes: Iterable[str]) -> dispatcher_pb2.AssignmentsMessage:
+def _message(
+    kind: int,
+    updates: Iterable[Task],
+    removes: Iterable[str],
+    peer_updates: Iterable[dispatcher_pb2.NetworkPeers] = (),
+    peer_removes: Iterable[str] = (),
+) -> dispatcher_pb2.AssignmentsMessage:
     msg = dispatcher_pb2.AssignmentsMessage(type=kind)  # type: ignore[arg-type]
     for t in updates:
         ch = msg.changes.add(action=dispatcher_pb2.AssignmentChange.UPDATE)
@@ -267,4 +299,10 @@ def _message(kind: int, updates: Iterable[Task], removes: Iterable[str]) -> disp
     for task_id in removes:
         ch = msg.changes.add(action=dispatcher_pb2.AssignmentChange.REMOVE)
         ch.assignment.task.id = task_id
+    for table in peer_updates:
+        ch = msg.changes.add(action=dispatcher_pb2.AssignmentChange.UPDATE)
+        ch.assignment.peers.CopyFrom(table)
+    for net_id in peer_removes:
+        ch = msg.changes.add(action=dispatcher_pb2.AssignmentChange.REMOVE)
+        ch.assignment.peers.network.id = net_id
     return msg
