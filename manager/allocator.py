@@ -76,6 +76,9 @@ class Allocator(Reconciler):
                 addr = allocate(att.target)
                 na = t.networks_attachments.add(addresses=[addr] if addr else [], aliases=list(att.aliases))
                 na.network.CopyFrom(networks[att.target])
+            owner = tx.get(Service, t.service_id)
+            if owner is not None:  # the ports it publishes, for the scheduler's host-port filter
+                t.endpoint.spec.CopyFrom(owner.spec.endpoint)
             t.status.state = TaskState.PENDING
             t.status.message = "pending task scheduling"
             t.status.err = ""

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from shoal.api import ServiceSpec
+from shoal.api.specs_pb2 import EndpointSpec
 from shoal.api.types_pb2 import UpdateConfig
 from swarmctl import specs
 
@@ -44,6 +45,11 @@ def common_options(fn: Any) -> Any:
         click.option("--pids-limit", type=click.IntRange(min=0)),
         click.option("--max-replicas-per-node", type=click.IntRange(min=0)),
         click.option("--stop-grace-period"),
+        click.option(
+            "--endpoint-mode",
+            type=click.Choice(["vip", "dnsrr"]),
+            help="how the service name resolves: one virtual IP, or every task's IP",
+        ),
         click.option("--stop-signal"),
         click.option("--user", "-u", "user"),
         click.option("--workdir", "-w", "workdir"),
@@ -100,6 +106,8 @@ def _health(hc: Any, o: dict[str, Any]) -> None:
 def apply_common(spec: ServiceSpec, o: dict[str, Any]) -> None:
     task = spec.task
     c = task.container
+    if o.get("endpoint_mode"):
+        spec.endpoint.mode = EndpointSpec.DNSRR if o["endpoint_mode"] == "dnsrr" else EndpointSpec.VIP
     if o.get("restart_condition"):
         task.restart.condition = specs.RESTART_CONDITIONS[o["restart_condition"]]
     if o.get("restart_delay"):

@@ -50,6 +50,7 @@ def service_spec(spec: ServiceSpec) -> None:
     _non_negative_duration("restart delay", task.restart.delay)
     _non_negative_duration("restart window", task.restart.window)
     _non_negative_duration("stop grace period", c.stop_grace_period)
+    _ports(spec)
     for cfg in (spec.update, spec.rollback):
         _non_negative_duration("update delay", cfg.delay)
         if not 0.0 <= cfg.max_failure_ratio <= 1.0:
@@ -70,3 +71,21 @@ def cluster_spec(spec: ClusterSpec) -> None:
         spec.dispatcher.HasField("heartbeat_period") and hb.seconds == 0 and hb.nanos < 100_000_000
     ):
         raise InvalidSpec("heartbeat period must be at least 100ms")
+
+
+def _ports(spec: ServiceSpec) -> None:
+    seen: set[tuple[int, int]] = set()
+    for p in spec.endpoint.ports:
+        if not 1 <= p.target_port <= 65535:
+            raise InvalidSpec(f"invalid target port {p.target_port}: must be 1-65535")
+        if not 1 <= p.published_port <= 65535:
+            raise InvalidSpec(
+                f"port {p.target_port}: a published port (1-65535) is required, as PUBLISHED:TARGET"
+            )
+        if (p.protocol, p.published_port) in seen:
+            raise InvalidSpec(f"published port {p.published_port} is given twice")
+        seen.add((p.protocol, p.published_port))
+    if spec.endpoint.ports and not spec.task.networks:
+        # Published ports are forwarded to the task's overlay address; without one there is
+        # nothing to forward to.
+        raise InvalidSpec("published ports need an overlay network (--network NAME)")

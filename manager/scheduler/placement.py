@@ -24,8 +24,10 @@ class NodeInfo:
     by_service: Counter[str] = field(default_factory=Counter)
     cpu: int = 0
     memory: int = 0
+    ports: set[tuple[int, int]] = field(default_factory=set)  # (protocol, published port)
 
     def add(self, task: Task) -> None:
+        self.ports.update(host_ports(task))
         self.tasks += 1
         self.by_service[task.service_id] += 1
         self.cpu += task.spec.resources.reservations.nano_cpus
@@ -36,6 +38,10 @@ class NodeInfo:
 class Placement:
     assigned: dict[str, str] = field(default_factory=dict)  # task id -> node id
     unschedulable: dict[str, str] = field(default_factory=dict)  # task id -> reason
+
+
+def host_ports(task: Task) -> set[tuple[int, int]]:
+    return {(p.protocol, p.published_port) for p in task.endpoint.spec.ports if p.published_port}
 
 
 def _reason_text(failures: Counter[str]) -> str:
@@ -61,6 +67,10 @@ def _rejects(info: NodeInfo, task: Task, cons: list[constraint.Constraint]) -> s
         return "insufficient resources (cpu)"
     if res.memory_bytes and info.memory + res.memory_bytes > have.memory_bytes:
         return "insufficient resources (memory)"
+    # A published port binds the node's own address: two tasks can't share it on one node.
+    taken = info.ports & host_ports(task)
+    if taken:
+        return f"host-mode port {sorted(taken)[0][1]} already in use"
     limit = task.spec.placement.max_replicas
     if limit and info.by_service[task.service_id] >= limit:
         return "max replicas per node limit reached"

@@ -57,18 +57,21 @@ async def test_tables_list_every_endpoint_with_its_node_and_the_vip() -> None:
     web = await add_service(store, "web", 3)
     await _attach(store, web, net)
     await settle(store)
+    # Two nodes, one host port: the third task waits, and says why.
+    (waiting,) = [t for t in store.view().tasks() if t.status.state == TaskState.PENDING]
+    assert "host-mode port 8080 already in use on 2 nodes" in waiting.status.err
     tables = peers.build_tables(store.view())
     assert set(tables) == {net.id, other.id}
     assert not tables[other.id].endpoints and not tables[other.id].services
     app = tables[net.id]
-    assert len(app.endpoints) == 3
+    assert len(app.endpoints) == 2
     assert not any(e.running for e in app.endpoints)  # assigned, not yet running
     for e in app.endpoints:
         assert e.node_addr == addrs[e.node_id]
         assert e.addr.startswith("10.0.1.") and e.addr.endswith("/24")
         assert e.mac == mac_for(e.addr)
         assert e.service_id == web.id
-    assert len({e.addr for e in app.endpoints}) == 3
+    assert len({e.addr for e in app.endpoints}) == 2
     (svc,) = app.services
     assert svc.name == "web" and svc.vip.startswith("10.0.1.") and "/" not in svc.vip
     assert svc.vip not in {e.addr.split("/")[0] for e in app.endpoints}
