@@ -1,5 +1,5 @@
 """Issue 4, control-plane part (on the lab): overlay networks' address management through Raft
-and bad network input. (The data plane — VXLAN, DNS, VIPs — is not there yet.)"""
+and bad network input. (The data plane is tested in test_overlay.py.)"""
 
 from __future__ import annotations
 
