@@ -11,11 +11,13 @@ election, not two).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from manager.raft.journal import check_raft_files
 from manager.raft.pysyncobj_fixed import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from manager.store import ApplyResult, MemoryStore
 from shoal.errors import FailedPrecondition, NoQuorum, NotLeader
@@ -25,6 +27,8 @@ log = get_logger("raft")
 
 # A write that is not committed within this time is reported as UNAVAILABLE, not left hanging.
 PROPOSE_TIMEOUT = 5.0
+# How often a pending write checks that this replica still leads (see _call).
+_LEADERSHIP_POLL = 0.05
 _LEADER_STATE = 2
 
 
@@ -60,6 +64,8 @@ class RaftNode:
         on_state_change: Callable[[bool], None] | None = None,
     ) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
+        # pysyncobj would crash on a truncated journal, or worse, replay garbage as entries.
+        check_raft_files(state_dir / "journal", state_dir / "snapshot")
         self.self_addr = self_addr
         self._store = store
         self._on_state_change = on_state_change
@@ -122,10 +128,18 @@ class RaftNode:
     async def propose(self, data: bytes) -> ApplyResult:
         if not self.is_leader():
             raise NotLeader()
-        result: ApplyResult = await self._call(lambda cb: self._machine.apply(data, callback=cb))
+        result: ApplyResult = await self._call(
+            lambda cb: self._machine.apply(data, callback=cb), while_leader=True
+        )
         return result
 
-    async def _call(self, start: Callable[[Callable[[Any, int], None]], None]) -> Any:
+    async def _call(
+        self, start: Callable[[Callable[[Any, int], None]], None], *, while_leader: bool = False
+    ) -> Any:
+        """Start a pysyncobj call and await its callback. With while_leader, give up as soon as
+        this replica stops leading: a leader cut off from the majority steps down after
+        leaderFallbackTimeout, but pysyncobj leaves its pending writes waiting, and the client
+        should hear UNAVAILABLE then rather than after PROPOSE_TIMEOUT."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
 
@@ -147,7 +161,15 @@ class RaftNode:
         start(done)
         try:
             async with asyncio.timeout(PROPOSE_TIMEOUT):
-                return await fut
+                if not while_leader:
+                    return await fut
+                while True:
+                    with contextlib.suppress(TimeoutError):
+                        return await asyncio.wait_for(asyncio.shield(fut), _LEADERSHIP_POLL)
+                    if not self.is_leader():
+                        fut.cancel()
+                        # It may still commit under the next leader: the outcome is unknown.
+                        raise NoQuorum("raft: leadership lost before the write was committed (no quorum?)")
         except TimeoutError:
             raise NoQuorum("raft: write not committed in time (no quorum?)") from None
 
