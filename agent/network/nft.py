@@ -54,17 +54,23 @@ def _replace(table: str, body: list[str]) -> str:
 
 def render_container(vips: Iterable[Vip]) -> str:
     """The container namespace's table: connections to a VIP go to one of its running backends
-    (round robin); a VIP with none is rejected at once rather than left to time out."""
-    rules = []
+    (round robin); a VIP with none is refused at once rather than left to time out (in a filter
+    chain: a nat chain sees only a flow's first packet and cannot reject)."""
+    dnat, reject = [], []
     for v in sorted(vips, key=lambda v: v.vip):
         if v.backends:
-            rules.append(f"    ip daddr {v.vip} dnat to {_numgen(v.backends)}")
+            dnat.append(f"    ip daddr {v.vip} dnat to {_numgen(v.backends)}")
         else:
-            rules.append(f"    ip daddr {v.vip} reject")
+            reject.append(f"    ip daddr {v.vip} meta l4proto tcp reject with tcp reset")
+            reject.append(f"    ip daddr {v.vip} reject")
     body = [
         "  chain output {",
         "    type nat hook output priority -100; policy accept;",
-        *rules,
+        *dnat,
+        "  }",
+        "  chain nobackend {",
+        "    type filter hook output priority 0; policy accept;",
+        *reject,
         "  }",
     ]
     return _replace(CONTAINER_TABLE, body)
