@@ -1,25 +1,46 @@
-"""`python -m bench [controlplane] [update] [container]`: prints one `name=value` line per measurement."""
+"""`python -m bench [SUITE...]` (`make bench`): runs the suites (all by default), prints one
+table and writes it, with every raw sample, to bench/results/bench-TIMESTAMP.json.
+
+Suites: compare (workloads 1-3 against Docker Swarm), runtime (our runtime vs runc), faults
+(leader failover, node failure), scale (50 agents, 5,000 tasks), overlay (vs plain veth).
+"""
 
 from __future__ import annotations
 
 import sys
+import time
+import traceback
 
-from bench import container_start, controlplane
-
-SUITES = {
-    "controlplane": controlplane.run,
-    "update": controlplane.run_containers,
-    "container": container_start.run,
-}
+from bench import report
+from bench.suites import SUITES, Report, progress
+from shoal import log as shoal_log
 
 
-def main(argv: list[str]) -> None:
-    for suite in argv or list(SUITES):
-        if suite not in SUITES:
-            raise SystemExit(f"unknown benchmark {suite!r} (one of {', '.join(SUITES)})")
-        for name, value in SUITES[suite]().items():
-            print(f"{name}={value:.2f}", flush=True)
+def main(argv: list[str]) -> int:
+    suites = argv or list(SUITES)
+    for s in suites:
+        if s not in SUITES:
+            raise SystemExit(f"unknown suite {s!r} (one of {', '.join(SUITES)})")
+    shoal_log.configure("warning")  # the labs' progress lines would drown the table
+    rep = Report()
+    started = time.monotonic()
+    failed = 0
+    for s in suites:
+        t = time.monotonic()
+        try:
+            SUITES[s](rep)
+        except Exception as e:  # one broken suite must not cost the others' figures
+            failed += 1
+            traceback.print_exc()
+            rep.notes.append(f"suite {s} failed: {type(e).__name__}: {e}")
+        progress(f"{s} took {time.monotonic() - t:.0f}s")
+    took = time.monotonic() - started
+    rep.notes.append(f"total time {took / 60:.1f} min; ratio = how many times faster shoal is than the peer")
+    report.print_table(rep.rows, rep.notes)
+    path = report.write_json(rep.rows, rep.notes, {"suites": suites, "seconds": took, "raw": rep.raw})
+    print(f"results: {path}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

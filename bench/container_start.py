@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
@@ -65,18 +64,14 @@ def _runc(layer: Path, work: Path, runs: int) -> list[float]:
     return times
 
 
-def run(runs: int = RUNS) -> dict[str, float]:
+def samples(runs: int = RUNS) -> tuple[list[float], list[float]]:
+    """Start-to-exit times in ms: ours, runc's."""
     if not shutil.which("runc"):
-        raise SystemExit("bench container: needs runc (Debian package runc)")
+        raise RuntimeError("needs runc (Debian package runc)")
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         layer = work / "layer"
         busybox_tree(layer)
         ours = asyncio.run(_ours(layer, work, runs))
         theirs = _runc(layer, work, runs)
-    o, r = statistics.median(ours) * 1000, statistics.median(theirs) * 1000
-    return {
-        "container_start_ours_ms": o,
-        "container_start_runc_ms": r,
-        "container_start_ratio_ours_over_runc": o / r,
-    }
+    return [t * 1000 for t in ours], [t * 1000 for t in theirs]
