@@ -30,11 +30,16 @@ def make_executor(cfg: Config) -> Any:
 
         return TestExecutor(cfg.state_dir / "testexec")
     if cfg.executor == "container":
+        from agent.network import NetworkManager
         from agent.runtime.executor import ContainerExecutor
 
+        # The overlay's underlay address is the one we advertise (VXLAN's local end).
+        underlay = cfg.advertise_remote_api.rsplit(":", 1)[0].strip("[]")
+        network = NetworkManager(cfg.hostname, underlay, cfg.state_dir / "network")
         return ContainerExecutor(
-            root=cfg.state_dir / "containers", node_name=cfg.hostname, cgroup_parent=cfg.cgroup_parent
-        )
+            root=cfg.state_dir / "containers", node_name=cfg.hostname, cgroup_parent=cfg.cgroup_parent,
+            network=network,
+        )  # fmt: skip
     raise FailedPrecondition(f"unknown executor {cfg.executor!r} (test or container)")
 
 

@@ -39,6 +39,10 @@ class Config:
     init: str = ""  # host path of an init binary to run as PID 1 (docker run --init)
     extra_groups: list[int] = field(default_factory=list)
     health: HealthSpec | None = None
+    # A network namespace file the agent prepared (overlay attachments) to join instead of
+    # unsharing a fresh one, and a host file to bind-mount as the container's /etc/resolv.conf.
+    netns: str = ""
+    resolv_conf: str = ""
 
 
 @dataclass

@@ -62,13 +62,22 @@ def _mask(root: Path) -> None:
             linux.mount(ro, ro, None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_REC)
 
 
-def _etc(root: Path, hostname: str) -> None:
+def _etc(root: Path, cfg: Config) -> None:
+    hostname = cfg.hostname
     etc = root / "etc"
     etc.mkdir(exist_ok=True)
     (etc / "hostname").write_text(hostname + "\n")
     (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n127.0.1.1\t{hostname}\n")
-    if not (etc / "resolv.conf").exists():
-        (etc / "resolv.conf").write_text("")
+    resolv = etc / "resolv.conf"
+    if cfg.resolv_conf:
+        # As Docker: the image's file (or a symlink, which would resolve against the host's
+        # root before pivot_root) is replaced, in the container's own upper layer.
+        if resolv.is_symlink():
+            resolv.unlink()
+        resolv.touch()
+        linux.mount(cfg.resolv_conf, str(resolv), None, linux.MS_BIND)
+    elif not resolv.exists():
+        resolv.write_text("")
 
 
 def setup_and_exec(cfg: Config, rootfs: Path) -> None:
@@ -85,7 +94,7 @@ def setup_and_exec(cfg: Config, rootfs: Path) -> None:
     flags = linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
     linux.mount("sysfs", str(sys_dir), "sysfs", flags)
     _mask(rootfs)
-    _etc(rootfs, cfg.hostname)
+    _etc(rootfs, cfg)
     argv = list(cfg.argv)
     if cfg.init:
         target = Path(_under(rootfs, INIT_PATH))

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import psutil
 
@@ -22,8 +22,12 @@ from agent.exec.host import describe_host
 from agent.runtime import cgroups, linux, spec
 from agent.runtime.bundle import Bundle, Config, HealthSpec, State
 from shoal.api import Task
+from shoal.api.dispatcher_pb2 import NetworkPeers
 from shoal.api.types_pb2 import NodeDescription
 from shoal.log import get_logger
+
+if TYPE_CHECKING:
+    from agent.network import NetworkManager
 
 log = get_logger("runtime")
 POLL = 0.05
@@ -50,7 +54,12 @@ class ImageStoreLike(Protocol):
 
 class ContainerExecutor:
     def __init__(
-        self, root: Path, node_name: str, images: ImageStoreLike | None = None, cgroup_parent: str = ""
+        self,
+        root: Path,
+        node_name: str,
+        images: ImageStoreLike | None = None,
+        cgroup_parent: str = "",
+        network: NetworkManager | None = None,
     ) -> None:
         self.root = root
         self.node_name = node_name
@@ -61,6 +70,29 @@ class ContainerExecutor:
 
             images = ImageStore(root / "images")
         self.images: ImageStoreLike = images
+        # Without a network manager, overlay attachments are ignored: every container gets a
+        # private, empty network namespace (the runtime tests, and nodes without a data plane).
+        self.network = network
+        self._network_restored = False
+        self._network_lock = asyncio.Lock()
+
+    async def network_ready(self) -> NetworkManager | None:
+        """The network manager, once it has re-adopted the namespaces of the containers this
+        node still has (bundles on disk) and removed everything else: on first use after a
+        start, so that a restarted agent finds one set of devices, not two."""
+        if self.network is None:
+            return None
+        async with self._network_lock:
+            if not self._network_restored:
+                known = await asyncio.to_thread(lambda: [b.path.name for b in self.bundles() if b.exists()])
+                await self.network.restore(known)
+                self._network_restored = True
+        return self.network
+
+    async def set_network_peers(self, tables: dict[str, NetworkPeers]) -> None:
+        network = await self.network_ready()
+        if network is not None:
+            await network.set_network_peers(tables)
 
     async def describe(self) -> NodeDescription:
         return describe_host()
@@ -139,7 +171,20 @@ class ContainerController:
         )
         if c.init and not TINI.exists():  # noqa: ASYNC240 - one stat
             raise ExecError(f"--init needs {TINI} (Debian package tini)")
-        await asyncio.to_thread(self.bundle.write_config, cfg)
+        network = await self._ex.network_ready()
+        if network is not None:
+            cfg.netns = await network.attach(self.task)
+        try:
+            if cfg.netns:
+                from agent.network import resolv_conf
+
+                cfg.resolv_conf = str(self.bundle.path / "resolv.conf")
+                await asyncio.to_thread(_write, Path(cfg.resolv_conf), resolv_conf())
+            await asyncio.to_thread(self.bundle.write_config, cfg)
+        except BaseException:
+            if network is not None:
+                await network.detach(self.task.id)
+            raise
 
     async def start(self) -> int:
         st = self._state()
@@ -206,6 +251,9 @@ class ContainerController:
     async def remove(self) -> None:
         await self.shutdown(0)
         await asyncio.to_thread(self._remove_files)
+        network = await self._ex.network_ready()
+        if network is not None:
+            await network.detach(self.task.id)
 
     def _remove_files(self) -> None:
         with contextlib.suppress(OSError):
@@ -268,6 +316,11 @@ def _final(st: State) -> ContainerState:
     else:
         message = f"exit code {code}"
     return ContainerState(exists=True, pid=st.pid, exit_code=code, message=message, oom_killed=st.oom_killed)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
 
 
 def _ask(address: str, command: str) -> str:

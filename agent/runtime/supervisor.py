@@ -76,7 +76,13 @@ class Supervisor:
                 for fd in (out_r, err_r, go_w, pid_r, fail_r):
                     os.close(fd)
                 os.read(go_r, 1)
-                linux.unshare(linux.CONTAINER_NAMESPACES)
+                namespaces = linux.CONTAINER_NAMESPACES
+                if self.cfg.netns:  # the agent's prepared namespace, with the overlay interfaces
+                    fd = os.open(self.cfg.netns, os.O_RDONLY | os.O_CLOEXEC)
+                    linux.setns(fd, linux.CLONE_NEWNET)
+                    os.close(fd)
+                    namespaces &= ~linux.CLONE_NEWNET
+                linux.unshare(namespaces)
                 init = os.fork()
                 if init == 0:
                     self._container_init(out_w, err_w, fail_w)
