@@ -114,6 +114,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         return obj
 
     def _list(self, cls: type, filters: control_pb2.ListFilters) -> list:  # type: ignore[type-arg]
+        validate.list_filters(filters)
         return sorted(
             self._store.view().find(cls, lambda o: matches(filters, o)),
             key=lambda o: (o.meta.created_at.ToNanoseconds(), o.id),

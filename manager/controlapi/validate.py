@@ -3,10 +3,13 @@ on; nothing invalid is ever proposed to Raft."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
+from google.protobuf.duration_pb2 import Duration
+
 from manager import constraint
-from shoal.api import NetworkSpec, ServiceSpec
+from shoal.api import NetworkSpec, NodeRole, ServiceSpec, TaskState, control_pb2
 from shoal.api.specs_pb2 import ClusterSpec
 from shoal.errors import InvalidSpec
 
@@ -22,9 +25,17 @@ def name(kind: str, value: str) -> None:
         raise InvalidSpec(f"invalid {kind} name {value!r}: letters, digits, '-', '_' and '.', at most 63")
 
 
-def _non_negative_duration(what: str, d: object) -> None:
-    if getattr(d, "seconds", 0) < 0 or getattr(d, "nanos", 0) < 0:
+_MAX_NANOS = 999_999_999
+
+
+def _non_negative_duration(what: str, d: Duration) -> None:
+    """Also a well-formed one: a Duration whose nanos are out of range (or of the other sign
+    than its seconds) is stored fine but cannot be encoded as JSON, which would break every
+    `ls`/`inspect --format json` of the object."""
+    if d.seconds < 0 or d.nanos < 0:
         raise InvalidSpec(f"{what} must not be negative")
+    if d.nanos > _MAX_NANOS:
+        raise InvalidSpec(f"invalid {what}: nanos must be at most {_MAX_NANOS} (got {d.nanos})")
 
 
 def service_spec(spec: ServiceSpec) -> None:
@@ -61,12 +72,38 @@ def network_spec(spec: NetworkSpec) -> None:
     name("network", spec.annotations.name)
     if spec.driver not in ("", "overlay"):
         raise InvalidSpec(f"unsupported network driver {spec.driver!r} (overlay)")
+    for cfg in spec.ipam:
+        if cfg.gateway and not cfg.subnet:
+            raise InvalidSpec(f"gateway {cfg.gateway} given without a subnet")
+        if cfg.gateway:
+            _gateway(cfg.subnet, cfg.gateway)
+
+
+def _gateway(subnet: str, gateway: str) -> None:
+    """The gateway is a host address of its subnet (the subnet itself is checked by ipam)."""
+    try:
+        gw = ipaddress.IPv4Address(gateway)
+        net = ipaddress.IPv4Network(subnet, strict=False)
+    except ValueError:
+        raise InvalidSpec(f"invalid gateway {gateway!r} for subnet {subnet!r}") from None
+    if gw not in net or gw in (net.network_address, net.broadcast_address):
+        raise InvalidSpec(f"gateway {gateway} is not a host address of subnet {subnet}")
+
+
+def list_filters(f: control_pb2.ListFilters) -> None:
+    for state in f.desired_states:
+        if state not in TaskState.values():
+            raise InvalidSpec(f"unknown task state {state} in filter")
+    for role in f.roles:
+        if role not in NodeRole.values():
+            raise InvalidSpec(f"unknown node role {role} in filter")
 
 
 def cluster_spec(spec: ClusterSpec) -> None:
     if spec.orchestration.task_history_retention_limit < 0:
         raise InvalidSpec("task history retention limit must not be negative")
     hb = spec.dispatcher.heartbeat_period
+    _non_negative_duration("heartbeat period", hb)
     if hb.seconds < 0 or (
         spec.dispatcher.HasField("heartbeat_period") and hb.seconds == 0 and hb.nanos < 100_000_000
     ):
