@@ -250,43 +250,49 @@ def test_every_rpc_refuses_malformed_requests(cluster: Cli, stub: control_pb2_gr
 
 
 _text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+# Mostly valid values, so that a fair share of specs is accepted, with invalid ones mixed in.
 _duration = st.fixed_dictionaries(
-    {"seconds": st.integers(-3, 3), "nanos": st.integers(-2_000_000_000, 2_000_000_000)}
+    {
+        "seconds": st.integers(-1, 3),
+        "nanos": st.integers(0, 999_999_999) | st.integers(-2_000_000_000, 2_000_000_000),
+    }
 )
+_name = st.from_regex(r"\Ahyp-[a-z0-9]{1,8}\Z")
+_constraint = st.sampled_from(["node.role==manager", "node.labels.x!=y"])
 
 
 @st.composite
 def service_specs(draw: st.DrawFn) -> ServiceSpec:
     spec = ServiceSpec()
-    spec.annotations.name = draw(st.one_of(st.from_regex(r"\Ahyp-[a-z0-9]{1,8}\Z"), _text))
-    spec.task.container.image = draw(st.sampled_from([IMAGE, "", " ", "bad image", "busybox@sha256:zz"]))
-    spec.task.container.env.extend(draw(st.lists(st.one_of(st.just("A=1"), _text), max_size=3)))
+    spec.annotations.name = draw(st.one_of(_name, _name, _name, _text))
+    spec.task.container.image = draw(
+        st.sampled_from([IMAGE] * 8 + ["", " ", "bad image", "busybox@sha256:zz"])
+    )
+    spec.task.container.env.extend(
+        draw(st.lists(st.just("A=1") | st.just("B=two words") | _text, max_size=2))
+    )
     spec.task.container.args.extend(draw(st.lists(_text, max_size=2)))
     if draw(st.booleans()):
         spec.replicated.replicas = draw(st.one_of(st.integers(0, 2), st.integers(-(2**63), -1)))
     else:
         spec.__getattribute__("global").SetInParent()
-    spec.task.placement.constraints.extend(
-        draw(
-            st.lists(
-                st.one_of(st.sampled_from(["node.role==manager", "node.labels.x!=y"]), _text), max_size=2
-            )
-        )
-    )
-    spec.task.resources.limits.nano_cpus = draw(st.integers(-(10**9), 10**9))
-    spec.task.resources.limits.memory_bytes = draw(st.integers(-(2**40), 2**40))
-    spec.task.resources.pids_limit = draw(st.integers(-5, 100))
+    spec.task.placement.constraints.extend(draw(st.lists(_constraint | _constraint | _text, max_size=1)))
+    spec.task.resources.limits.nano_cpus = draw(st.integers(-1, 10**9))
+    spec.task.resources.limits.memory_bytes = draw(st.integers(-1, 2**40))
+    spec.task.resources.pids_limit = draw(st.integers(-1, 100))
     for d in (
         spec.update.delay,
         spec.update.monitor,
         spec.task.restart.delay,
         spec.task.container.stop_grace_period,
     ):
-        if draw(st.booleans()):
+        if draw(st.integers(0, 3)) == 0:
             d.seconds, d.nanos = draw(_duration).values()
-    spec.update.max_failure_ratio = draw(st.floats(-1, 2, width=32) | st.just(math.nan))
+    spec.update.max_failure_ratio = draw(
+        st.floats(0, 1, width=32) | st.floats(-1, 2, width=32) | st.just(math.nan)
+    )
     spec.update.parallelism = draw(st.integers(0, 5))
-    spec.task.container.healthcheck.retries = draw(st.integers(-3, 3))
+    spec.task.container.healthcheck.retries = draw(st.integers(-1, 3))
     return spec
 
 
