@@ -106,6 +106,8 @@ def test_garbage_in_the_entries_is_refused(raft_dir: Path, fill: bytes) -> None:
     data = journal.read_bytes()
     end = _end(journal)
     for start in range(HEADER_SIZE, end, 11):
+        if data[start:end] == fill * (end - start):
+            continue  # e.g. zeros over a trailer's high bytes, which are zeros already
         journal.write_bytes(data[:start] + fill * (end - start) + data[end:])
         with pytest.raises(CorruptJournal):
             check_journal(journal)
