@@ -7,6 +7,7 @@ Suites: compare (workloads 1-3 against Docker Swarm), runtime (our runtime vs ru
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 import traceback
@@ -16,11 +17,16 @@ from bench.suites import SUITES, Report, progress
 from shoal import log as shoal_log
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str]) -> int:
     suites = argv or list(SUITES)
     for s in suites:
         if s not in SUITES:
             raise SystemExit(f"unknown suite {s!r} (one of {', '.join(SUITES)})")
+    signal.signal(signal.SIGTERM, _interrupted)  # so every lab and engine is removed on the way out
     shoal_log.configure("warning")  # the labs' progress lines would drown the table
     rep = Report()
     started = time.monotonic()

@@ -14,6 +14,8 @@ from shoal import log as shoal_log
 from swarmd.config import Config
 from swarmd.daemon import Daemon
 
+STAGGER = 0.2  # between joins: nodes of a real cluster do not all join in the same instant
+
 
 async def _main(join: str, token: str, count: int, prefix: str, state_dir: Path) -> None:
     stop = asyncio.Event()
@@ -34,6 +36,7 @@ async def _main(join: str, token: str, count: int, prefix: str, state_dir: Path)
                 executor="test",
             )
             tg.create_task(Daemon(cfg).run(stop))
+            await asyncio.sleep(STAGGER)
 
 
 def main() -> None:

@@ -111,21 +111,23 @@ def failures(report: Report) -> None:
 
 
 def control_plane(report: Report) -> None:
-    progress(f"control-plane scale: {scale.AGENTS} agents, {scale.TASKS} tasks")
-    r = scale.run()
-    report.raw["scale"] = r
-    label = f"scale ({scale.AGENTS} agents, {scale.TASKS} tasks)"
-    report.add(
-        Row(
-            f"{label}: scheduled",
-            "tasks/s",
-            [r["scheduled_per_s"]],
-            higher_is_better=True,
-            note="(shoal only)",
-        )
-    )
-    report.add(Row(f"{label}: all RUNNING", "s", [r["converge_s"]], note="(shoal only)"))
-    report.add(Row(f"{label}: leader peak RSS", "MiB", [r["leader_rss_peak_mib"]], note="(shoal only)"))
+    for tasks in (scale.SMALL_TASKS, scale.TASKS):
+        progress(f"control-plane scale: {scale.AGENTS} agents, {tasks} tasks")
+        r = scale.run(tasks)
+        report.raw[f"scale_{tasks}"] = r.__dict__
+        label = f"scale ({scale.AGENTS} agents, {tasks} tasks)"
+        only = "(shoal only)"
+        rate = [r.scheduled_per_s]
+        report.add(Row(f"{label}: scheduled", "tasks/s", rate, higher_is_better=True, note=only))
+        conv = [r.converge_s] if r.converge_s is not None else []
+        report.add(Row(f"{label}: all RUNNING", "s", conv, note=r.note or only))
+        report.add(Row(f"{label}: leader peak RSS", "MiB", [r.leader_rss_peak_mib], note=only))
+        if r.note:
+            report.notes.append(f"scale {tasks}: {r.note}")
+        if r.node_downs:
+            report.notes.append(
+                f"scale {tasks}: agents declared down {r.node_downs} times (missed heartbeats)"
+            )
 
 
 def data_plane(report: Report) -> None:
