@@ -5,28 +5,17 @@ after a restart, and detach leaving nothing behind."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from agent.network import NetworkManager
 from shoal.netaddr import mac_for
-from tests.agent.network.fakehosts import Lab, make_lab, network, nft_tables, ping, table, task
+from tests.agent.network.fakehosts import Lab, network, nft_tables, ping, table, task
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
 NET_A = network("neta", 4096, "10.0.1.0/24")
 NET_B = network("netb", 4097, "10.0.2.0/24")
-
-
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    lab = make_lab(tmp_path, ["h1", "h2"])
-    try:
-        yield lab
-    finally:
-        await lab.close()
 
 
 def entries(*peers: tuple[str, str]) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:

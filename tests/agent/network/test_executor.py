@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from agent.runtime.executor import ContainerController, ContainerExecutor
 from shoal import ids
 from shoal.api import Task
 from swarmlab.registry import busybox_tree
-from tests.agent.network.fakehosts import Lab, make_lab, network, table, task
+from tests.agent.network.fakehosts import Lab, network, table, task
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 BUSYBOX = Path("/bin/busybox")
@@ -26,15 +25,10 @@ NET = network("neta", 4096, "10.0.1.0/24")
 VIP = "10.0.1.100"
 
 
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
+@pytest.fixture(autouse=True)
+def _busybox() -> None:
     if not BUSYBOX.exists():
         pytest.skip("needs Debian's busybox-static")
-    lab = make_lab(tmp_path, ["h1", "h2"])
-    try:
-        yield lab
-    finally:
-        await lab.close()
 
 
 def container(t: Task, *argv: str) -> Task:

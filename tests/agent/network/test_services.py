@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import dns.message
 import dns.query
@@ -15,21 +13,12 @@ import dns.rcode
 import pytest
 
 from agent.network import netns
-from tests.agent.network.fakehosts import Lab, fetch, make_lab, network, serve, table, task
+from tests.agent.network.fakehosts import Lab, fetch, network, serve, table, task
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
 NET = network("neta", 4096, "10.0.1.0/24")
 VIP = "10.0.1.100"
-
-
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    lab = make_lab(tmp_path, ["h1", "h2"])
-    try:
-        yield lab
-    finally:
-        await lab.close()
 
 
 async def resolve(ns: str, name: str) -> tuple[int, list[str]]:
