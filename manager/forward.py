@@ -9,6 +9,7 @@ attaches its node identity.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
@@ -21,6 +22,8 @@ from shoal import auth, rpc
 from shoal.errors import NotLeader, PermissionDenied
 
 FORWARD_TIMEOUT = 30.0
+# How often a forwarded call checks that the leader it went to is still this follower's leader.
+LEADER_CHECK = 0.1
 
 
 class LeaderInfo(Protocol):
@@ -65,6 +68,25 @@ class Forwarder:
             raise NotLeader("no leader elected (no quorum?)")
         return addr
 
+    async def _answer_unless_leader_lost(self, pending: Any, addr: str) -> Any:
+        """The forwarded call's answer; NotLeader if this follower's leader changes first (a
+        link cut under an established connection would otherwise hang until the kernel gives up
+        on it, while Raft notices within its election timeout)."""
+        answer = asyncio.ensure_future(pending)
+        try:
+            while True:
+                done, _ = await asyncio.wait({answer}, timeout=LEADER_CHECK)
+                if done:
+                    return answer.result()
+                if self._leader.is_leader() or self._leader.leader_api_addr() != addr:
+                    raise NotLeader(
+                        f"lost the leader ({addr}) while forwarding: the change may or may not be applied"
+                    )
+        finally:
+            if not answer.done():  # given up, or our own caller went away
+                pending.cancel()
+                answer.cancel()
+
     def unary(
         self, full: str, req_cls: Any, resp_cls: Any, local: Callable[..., Any], require_manager: bool
     ) -> grpc.RpcMethodHandler:
@@ -72,13 +94,15 @@ class Forwarder:
             self._check_caller(context, require_manager)
             if self._leader.is_leader():
                 return await local(request, context)
-            call = self._channel(self._leader_addr()).unary_unary(
+            addr = self._leader_addr()
+            call = self._channel(addr).unary_unary(
                 full, request_serializer=req_cls.SerializeToString, response_deserializer=resp_cls.FromString
             )
+            pending = call(
+                request, metadata=auth.node_metadata(*self._leader.identity()), timeout=FORWARD_TIMEOUT
+            )
             try:
-                return await call(
-                    request, metadata=auth.node_metadata(*self._leader.identity()), timeout=FORWARD_TIMEOUT
-                )
+                return await self._answer_unless_leader_lost(pending, addr)
             except aio.AioRpcError as e:
                 await context.abort(e.code(), e.details() or "")
 

@@ -26,10 +26,10 @@ from tests.integration.faultkit import (
 
 pytestmark = pytest.mark.lab
 
-# The first write may already be on its way to the leader over the cut link: it fails when the
-# kernel gives up on the neighbour (~5 s). Once the minority knows it has no leader, it refuses
-# at once.
-FIRST_REFUSAL_WITHIN = 10.0
+# The first write may already be on its way to the leader over the cut link: the follower gives
+# it up as soon as Raft says the leader is gone (election timeout, ~1.2 s), not when the kernel
+# gives up on the neighbour (~5 s). Once the minority knows it has no leader, it refuses at once.
+FIRST_REFUSAL_WITHIN = 4.0
 FAST_REFUSAL = 3.0
 
 
