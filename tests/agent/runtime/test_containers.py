@@ -219,3 +219,18 @@ async def test_health_check_runs_as_the_container_user(executor: ContainerExecut
     await c.start()
     async with asyncio.timeout(10):
         await c.wait_healthy()
+
+
+async def test_a_container_without_health_check_that_already_exited_counts_as_started(
+    executor: ContainerExecutor,
+) -> None:
+    """`true` may be gone before the runner asks: that is a clean run, not "exited before it was
+    healthy" (which failed restart-policy=any services one run in two)."""
+    c = executor.controller(task("true"))
+    await c.prepare()
+    await c.start()
+    async with asyncio.timeout(10):
+        st = await c.wait()
+    assert st.exit_code == 0
+    async with asyncio.timeout(5):
+        await c.wait_healthy()
