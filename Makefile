@@ -19,8 +19,9 @@ demo: setup
 test: setup
 	bash scripts/check
 
+# make bench [SUITES="compare runtime faults scale overlay"]: a table, and bench/results/*.json
 bench: setup
-	$(PY) -m bench
+	$(PY) -m bench $(SUITES)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -7,6 +7,7 @@ Suites: compare (workloads 1-3 against Docker Swarm), runtime (our runtime vs ru
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -16,8 +17,14 @@ from bench import report
 from bench.suites import SUITES, Report, progress
 from shoal import log as shoal_log
 
+MAIN_PID = os.getpid()
+
 
 def _interrupted(signum: int, frame: object) -> None:
+    if os.getpid() != MAIN_PID:
+        # A forked helper (pyroute2 forks one per netns socket and ends it with SIGTERM): die
+        # as it would without our handler, never run on as a second copy of the bench.
+        os._exit(128 + signum)
     raise KeyboardInterrupt
 
 
