@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from shoal.netaddr import mac_for
 from swarmlab import net
 from swarmlab.testing import running_lab
 from tests.integration.cli import Cli, wait_for
@@ -98,6 +99,13 @@ def test_cross_host_traffic_by_name_and_vip(lab: Cli) -> None:
     assert sh(pid, "nslookup nothing.here", check=False).returncode != 0
     for ip in ips:  # both web tasks run on other hosts than the client
         sh(pid, f"ping -c 1 -W 2 {ip}")
+    # The attachment: the allocated address and the MAC derived from it, MTU = underlay MTU - 50.
+    underlay_mtu = int(lab.lab.exec("m1", "cat", "/sys/class/net/eth0/mtu").stdout)
+    (me,) = lab.running("client")
+    mine = overlay_ip(me, app)
+    assert sh(pid, "cat /sys/class/net/eth0/mtu").stdout.strip() == str(underlay_mtu - 50)
+    assert sh(pid, "cat /sys/class/net/eth0/address").stdout.strip() == mac_for(mine)
+    assert mine in sh(pid, "ip -o -4 addr show eth0").stdout
 
 
 def test_other_network_is_isolated(lab: Cli) -> None:
@@ -120,8 +128,6 @@ def test_other_network_is_isolated(lab: Cli) -> None:
 
 def _expected_peers(lab: Cli, net_id: str) -> dict[str, set[tuple[str, str, str]]]:
     """host -> {(mac, overlay ip, underlay dst)} of the endpoints on *other* hosts."""
-    from shoal.netaddr import mac_for
-
     names = lab.hostnames()
     addr = {n["id"]: n["status"]["addr"] for n in lab.nodes()}
     live = [
@@ -191,6 +197,11 @@ def test_churn_keeps_fdb_and_neighbors_equal_to_the_live_peers(lab: Cli) -> None
         assert answers > 0
         assert fetch(pid)
     lab.run("service", "scale", "web=2")
+    # A rolling update replaces every task: the VIP follows, to the new ones only.
+    lab.run("service", "update", "--force", "--update-parallelism", "2", "web")
+    new = {t["id"][:12] for t in lab.running("web")}
+    wait_for(lambda: _tables_match(lab, app, vni), 20, "fdb/neighbors after the update")
+    assert wait_for(lambda: {fetch(pid) for _ in range(12)} == new, 20, "the VIP on the updated tasks")
 
 
 def _devices(lab: Cli, host: str) -> list[str]:
