@@ -1,1 +1,2 @@
-"""Benchmarks: numbers and ratios printed, never asserted (see `python -m bench --help`)."""
+"""Benchmarks: numbers and ratios printed, never asserted (`python -m bench [SUITE...]`, see
+bench/__main__.py)."""

@@ -74,7 +74,7 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 @dataclass
 class Figures:
-    scheduled_per_s: float = 0.0  # to ASSIGNED on a node; over what was assigned when not all were
+    scheduled_per_s: float | None = None  # to ASSIGNED; over what was assigned when not all were
     converge_s: float | None = None
     leader_rss_peak_mib: float = 0.0
     leader_rss_idle_mib: float = 0.0
@@ -123,6 +123,7 @@ def run(tasks: int = TASKS) -> Figures:
                 )
             last = {"assigned": 0, "running": 0}
             assigned_at: list[float] = []
+            answered: list[bool] = []
 
             def counts() -> bool:
                 assigned = running = 0
@@ -137,6 +138,7 @@ def run(tasks: int = TASKS) -> Figures:
                     if VERBOSE:
                         print(f"scale: {time.monotonic() - start:.0f}s ListTasks: {e.code()}", flush=True)
                     return False  # a leader this busy may miss a deadline: ask again
+                answered.append(True)
                 last.update(assigned=assigned, running=running)
                 if VERBOSE:
                     print(f"scale: {time.monotonic() - start:.0f}s {last}", flush=True)
@@ -153,8 +155,10 @@ def run(tasks: int = TASKS) -> Figures:
             sampler.join()
             if assigned_at:
                 fig.scheduled_per_s = tasks / (assigned_at[0] - start)
-            else:
+            elif answered:
                 fig.scheduled_per_s = last["assigned"] / (time.monotonic() - start)
+            else:
+                fig.note = f"no ListTasks answered within {TIMEOUT:.0f}s (leader saturated)"
             fig.leader_rss_peak_mib = max(peak[0], _rss_mib(pid, "VmHWM"))
             fig.node_downs = _node_downs(lab)
             return fig

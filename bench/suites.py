@@ -117,8 +117,8 @@ def control_plane(report: Report) -> None:
         report.raw[f"scale_{tasks}"] = r.__dict__
         label = f"scale ({scale.AGENTS} agents, {tasks} tasks)"
         only = "(shoal only)"
-        rate = [r.scheduled_per_s]
-        report.add(Row(f"{label}: scheduled", "tasks/s", rate, higher_is_better=True, note=only))
+        rate = [r.scheduled_per_s] if r.scheduled_per_s is not None else []
+        report.add(Row(f"{label}: scheduled", "tasks/s", rate, higher_is_better=True, note=r.note or only))
         conv = [r.converge_s] if r.converge_s is not None else []
         report.add(Row(f"{label}: all RUNNING", "s", conv, note=r.note or only))
         report.add(Row(f"{label}: leader peak RSS", "MiB", [r.leader_rss_peak_mib], note=only))
