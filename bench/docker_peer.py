@@ -267,7 +267,8 @@ def docker_swarm() -> Iterator[Engine]:
         while not engine.ping():
             if proc.poll() is not None or time.monotonic() > deadline:
                 tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-                raise DockerUnavailable("dockerd did not start: " + " | ".join(tail))
+                how = f"exited {proc.returncode}" if proc.poll() is not None else "no answer in 60s"
+                raise DockerUnavailable(f"dockerd did not start ({how}): " + " | ".join(tail))
             time.sleep(0.2)
         init = [*cli, "swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", "127.0.0.1:2377"]
         done = subprocess.run(init, capture_output=True, text=True)
