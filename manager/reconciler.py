@@ -3,19 +3,41 @@ transaction, then sleep until the store changes (or a tick passes, for time-base
 
 Why whole-store passes instead of per-event handlers: a pass is idempotent, so a lost event,
 a crash or a leader change can never leave work half done; at our scale (thousands of tasks)
-a pass costs a few milliseconds."""
+a pass costs a few milliseconds. What keeps that cheap at 5,000 tasks: a batch of nothing but
+tasks advancing on their way to RUNNING (ACCEPTED ... STARTING: four of every task's five status
+commits) wakes no loop, since none of them decides anything on those states."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
-from manager.store import MemoryStore, Tx
+from manager.store import Event, MemoryStore, Tx
+from shoal.api import Task, TaskState
 from shoal.errors import VersionConflict
 from shoal.log import get_logger
 
 log = get_logger("reconciler")
 # Bursts of commits (an agent reporting many tasks) are coalesced into one pass.
 COALESCE = 0.02
+_ON_THE_WAY = (TaskState.ACCEPTED, TaskState.PREPARING, TaskState.READY, TaskState.STARTING)
+
+
+def is_progress(ev: Event) -> bool:
+    """A task's agent reported it a step further towards RUNNING, and nothing else changed."""
+    new, old = ev.obj, ev.old
+    return (
+        isinstance(new, Task)
+        and isinstance(old, Task)
+        and new.status.state in _ON_THE_WAY
+        and new.desired_state == old.desired_state
+        and new.node_id == old.node_id
+        and new.spec_version == old.spec_version
+    )
+
+
+def worth_a_pass(events: Iterable[Event]) -> bool:
+    return not all(is_progress(ev) for ev in events)
 
 
 class Reconciler:
@@ -46,7 +68,8 @@ class Reconciler:
                 await self.pass_once()
                 try:
                     async with asyncio.timeout(self.tick):
-                        await watch.get()
+                        while not worth_a_pass(await watch.get()):
+                            pass
                     await asyncio.sleep(COALESCE)
                     watch.get_nowait_all()
                 except TimeoutError:

@@ -16,19 +16,22 @@ class Scheduler(Reconciler):
     tick = 2.0  # a node becoming ready also arrives as a store event; this is a safety net
 
     def reconcile(self, tx: Tx) -> None:
+        tasks = tx.scan(Task)
+        pending = [
+            copy_of(t)
+            for t in tasks
+            if t.status.state == TaskState.PENDING and t.desired_state <= TaskState.RUNNING
+        ]
+        if not pending:
+            return  # the usual pass: nothing to place, so no need to know what nodes hold
         infos = {n.id: NodeInfo(n) for n in tx.nodes()}
-        pending: list[Task] = []
-        for t in tx.scan(Task):
-            if t.status.state == TaskState.PENDING and t.desired_state <= TaskState.RUNNING:
-                pending.append(copy_of(t))
-            elif (
+        for t in tasks:
+            if (
                 t.node_id in infos
                 and t.status.state >= TaskState.ASSIGNED
                 and not is_terminal(t.status.state)
             ):
                 infos[t.node_id].add(t)
-        if not pending:
-            return
         pending.sort(key=lambda t: (t.meta.created_at.ToNanoseconds(), t.slot))
         decision = place(infos.values(), pending)
         ts = now()
