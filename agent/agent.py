@@ -152,12 +152,17 @@ class Agent:
         self, stub: dispatcher_pb2_grpc.DispatcherStub, session_id: str, first: dispatcher_pb2.SessionMessage
     ) -> None:
         period = first.heartbeat_period.ToTimedelta().total_seconds() or 5.0
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
-            await asyncio.sleep(period)
+            # On a fixed beat, not period-after-the-last-answer: a slow leader must not stretch
+            # the gaps it measures. It gives up on a node after 3 periods; so do we on it.
+            due = max(due + period, loop.time())
+            await asyncio.sleep(due - loop.time())
             resp = await stub.Heartbeat(
                 dispatcher_pb2.HeartbeatRequest(session_id=session_id),
                 metadata=self._metadata,
-                timeout=period * 2,
+                timeout=period * 3,
             )
             period = resp.period.ToTimedelta().total_seconds() or period
 

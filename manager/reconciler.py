@@ -10,6 +10,7 @@ commits) wakes no loop, since none of them decides anything on those states."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 
 from manager.store import Event, MemoryStore, Tx
@@ -20,6 +21,10 @@ from shoal.log import get_logger
 log = get_logger("reconciler")
 # Bursts of commits (an agent reporting many tasks) are coalesced into one pass.
 COALESCE = 0.02
+# After a pass that took d seconds of CPU, the loop waits at least PACE * d before the next, so
+# that under a storm of commits each loop holds the event loop at most 1/(1+PACE) of the time
+# and heartbeats and API calls still get through (passes grow instead: they cost the same).
+PACE = 4.0
 _ON_THE_WAY = (TaskState.ACCEPTED, TaskState.PREPARING, TaskState.READY, TaskState.STARTING)
 
 
@@ -47,6 +52,7 @@ class Reconciler:
 
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
+        self.last_cost = 0.0  # seconds the last reconcile() took
 
     def reconcile(self, tx: Tx) -> None:
         raise NotImplementedError
@@ -55,11 +61,18 @@ class Reconciler:
         """One pass; a conflicting concurrent write means: re-read and go again."""
         for _ in range(20):
             try:
-                await self.store.update(self.reconcile)
+                await self.store.update(self._timed_reconcile)
                 return
             except VersionConflict:
                 await asyncio.sleep(0)
         log.warning("reconcile_gave_up", loop=type(self).__name__, reason="version conflicts")
+
+    def _timed_reconcile(self, tx: Tx) -> None:
+        start = time.perf_counter()
+        try:
+            self.reconcile(tx)
+        finally:
+            self.last_cost = time.perf_counter() - start
 
     async def run(self) -> None:
         watch = self.store.watch()
@@ -70,7 +83,7 @@ class Reconciler:
                     async with asyncio.timeout(self.tick):
                         while not worth_a_pass(await watch.get()):
                             pass
-                    await asyncio.sleep(COALESCE)
+                    await asyncio.sleep(max(COALESCE, PACE * self.last_cost))
                     watch.get_nowait_all()
                 except TimeoutError:
                     pass

@@ -8,7 +8,7 @@ once per store version for all networks and shared by every session (`PeerTables
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 
 from manager.store import Event, ReadView, is_terminal
@@ -91,11 +91,29 @@ def touches_networks(events: Iterable[Event]) -> bool:
 
 
 class PeerTables:
-    """The tables of the latest store version, built at most once per version for all sessions."""
+    """The tables of the latest store version, built at most once per version for all sessions,
+    and which events touch networks, worked out once per event for all sessions (every session
+    sees the same Event objects; at 50 nodes and 5,000 tasks, asking each time cost the leader a
+    sixth of its time)."""
+
+    MEMO = 50_000  # events remembered (the memo holds them, so an id is never reused meanwhile)
 
     def __init__(self) -> None:
         self._version = -1
         self._tables: dict[str, NetworkPeers] = {}
+        self._memo: OrderedDict[int, tuple[Event, bool]] = OrderedDict()
+
+    def touches(self, events: Iterable[Event]) -> bool:
+        found = False
+        for ev in events:
+            hit = self._memo.get(id(ev))
+            if hit is None or hit[0] is not ev:
+                hit = (ev, touches_networks((ev,)))
+                self._memo[id(ev)] = hit
+                if len(self._memo) > self.MEMO:
+                    self._memo.popitem(last=False)
+            found = found or hit[1]
+        return found
 
     def at(self, view: ReadView) -> dict[str, NetworkPeers]:
         if view.version != self._version:

@@ -26,8 +26,8 @@ class NodeInfo:
     memory: int = 0
     ports: set[tuple[int, int]] = field(default_factory=set)  # (protocol, published port)
 
-    def add(self, task: Task) -> None:
-        self.ports.update(host_ports(task))
+    def add(self, task: Task, ports: set[tuple[int, int]] | None = None) -> None:
+        self.ports.update(host_ports(task) if ports is None else ports)
         self.tasks += 1
         self.by_service[task.service_id] += 1
         self.cpu += task.spec.resources.reservations.nano_cpus
@@ -41,7 +41,8 @@ class Placement:
 
 
 def host_ports(task: Task) -> set[tuple[int, int]]:
-    return {(p.protocol, p.published_port) for p in task.endpoint.spec.ports if p.published_port}
+    ports = task.endpoint.spec.ports
+    return {(p.protocol, p.published_port) for p in ports if p.published_port} if ports else set()
 
 
 def _reason_text(failures: Counter[str]) -> str:
@@ -49,7 +50,9 @@ def _reason_text(failures: Counter[str]) -> str:
     return f"no suitable node ({'; '.join(parts) or 'no nodes'})"
 
 
-def _rejects(info: NodeInfo, task: Task, cons: list[constraint.Constraint]) -> str | None:
+def _rejects(
+    info: NodeInfo, task: Task, cons: list[constraint.Constraint], ports: set[tuple[int, int]]
+) -> str | None:
     """Why this node cannot take the task, or None if it can."""
     node = info.node
     if task.node_id and task.node_id != node.id:
@@ -68,7 +71,7 @@ def _rejects(info: NodeInfo, task: Task, cons: list[constraint.Constraint]) -> s
     if res.memory_bytes and info.memory + res.memory_bytes > have.memory_bytes:
         return "insufficient resources (memory)"
     # A published port binds the node's own address: two tasks can't share it on one node.
-    taken = info.ports & host_ports(task)
+    taken = info.ports & ports if ports else None
     if taken:
         return f"host-mode port {sorted(taken)[0][1]} already in use"
     limit = task.spec.placement.max_replicas
@@ -89,8 +92,9 @@ def place(nodes: Iterable[NodeInfo], pending: Iterable[Task]) -> Placement:
             continue
         failures: Counter[str] = Counter()
         best: NodeInfo | None = None
+        ports = host_ports(task)
         for info in infos:
-            why = _rejects(info, task, cons)
+            why = _rejects(info, task, cons, ports)
             if why is not None:
                 failures[why] += 1
             elif best is None or (info.by_service[task.service_id], info.tasks, info.node.id) < (
@@ -102,6 +106,6 @@ def place(nodes: Iterable[NodeInfo], pending: Iterable[Task]) -> Placement:
         if best is None:
             out.unschedulable[task.id] = _reason_text(failures)
             continue
-        best.add(task)
+        best.add(task, ports)
         out.assigned[task.id] = best.node.id
     return out

@@ -116,3 +116,19 @@ def test_only_network_related_batches_rebuild() -> None:
     assert not peers.touches_networks([Event(Action.UPDATE, plain, plain)])
     assert peers.touches_networks([Event(Action.UPDATE, networked, networked)])
     assert peers.touches_networks([Event(Action.DELETE, Network(id="n"))])
+
+
+def test_the_shared_memo_answers_as_touches_networks_and_stays_bounded() -> None:
+    from manager.store import Action, Event
+
+    plain = Task(id="t1")
+    networked = Task(id="t2")
+    networked.networks_attachments.add(addresses=["10.0.1.2/24"])
+    quiet = [Event(Action.UPDATE, plain, plain) for _ in range(3)]
+    loud = [*quiet, Event(Action.UPDATE, networked, networked)]
+    memo = peers.PeerTables()
+    memo.MEMO = 5
+    for _ in range(2):  # the second time from the memo
+        assert memo.touches(quiet) is False
+        assert memo.touches(loud) is True
+    assert len(memo._memo) <= 5
