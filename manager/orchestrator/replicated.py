@@ -10,9 +10,9 @@ import time
 from collections import defaultdict
 
 from manager.orchestrator.slot import live_tasks, needs_new_task
-from manager.orchestrator.tasks import new_task, node_gone, stop_task, task_is_live
+from manager.orchestrator.tasks import new_task, node_gone, stop_task
 from manager.reconciler import Reconciler
-from manager.store import Tx, is_terminal
+from manager.store import Tx
 from shoal.api import Node, Service, Task
 from shoal.log import get_logger
 
@@ -39,28 +39,21 @@ def reconcile_service(tx: Tx, svc: Service, tasks: list[Task], nodes: dict[str, 
     for t in tasks:
         slots[t.slot].append(t)
     created = 0
+
+    def gone(t: Task) -> bool:
+        return node_gone(nodes.get(t.node_id))
+
     for slot in range(1, max([replicas, *slots.keys()]) + 1):
         history = slots.get(slot, [])
         if slot > replicas:
             for t in live_tasks(history):
                 stop_task(tx, t, why="service scaled down")
             continue
-        if _steady(history, nodes):
-            continue  # the usual slot: nothing to settle (same answer as needs_new_task, cheaper)
-        if needs_new_task(tx, history, now, gone=lambda t: node_gone(nodes.get(t.node_id))):
+        if needs_new_task(tx, history, now, gone=gone):
             tx.create(new_task(svc, slot))
             created += 1
     if created:
         log.info("tasks_created", service=svc.spec.annotations.name, count=created)
-
-
-def _steady(history: list[Task], nodes: dict[str, Node]) -> bool:
-    """One task desired to run, not ended, on a node that is still there."""
-    live = [t for t in history if task_is_live(t)]
-    if len(live) != 1:
-        return False
-    t = live[0]
-    return not is_terminal(t.status.state) and not (t.node_id and node_gone(nodes.get(t.node_id)))
 
 
 __all__ = ["ReplicatedOrchestrator"]

@@ -13,7 +13,10 @@ from shoal.api import Task
 
 def live_tasks(history: list[Task]) -> list[Task]:
     """The slot's tasks desired to run, oldest first."""
-    return sorted((t for t in history if task_is_live(t)), key=lambda t: t.meta.created_at.ToNanoseconds())
+    live = [t for t in history if task_is_live(t)]
+    if len(live) > 1:  # the usual slot has one: no need to read timestamps
+        live.sort(key=lambda t: t.meta.created_at.ToNanoseconds())
+    return live
 
 
 def needs_new_task(
